@@ -1,0 +1,109 @@
+"""im2col and col2im: every sliding window as one row of a matrix, and the exact adjoint.
+
+With the column matrix X_col, the convolution is one matrix product (the article's
+Y = X_col · W), and col2im carries a gradient on X_col back onto the input, summing where
+windows overlap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .geometry import Geometry, resolve
+
+
+def pad_input(x: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """(N, C, H, W) -> (N, C, H + top + bottom, W + left + right), zeros in the border."""
+    top, bottom, left, right = geometry.pad
+    if not any(geometry.pad):
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+
+
+def windows(x_padded: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """A read-only strided view of every window: (N, C, Hp, Wp) -> (N, OH, OW, C, KH, KW).
+
+    No data is copied; element [n, i, j, c, kh, kw] is
+    x_padded[n, c, i*stride_h + kh*dilation_h, j*stride_w + kw*dilation_w].
+    """
+    n, c = x_padded.shape[:2]
+    sn, sc, sh, sw = x_padded.strides
+    (oh, ow), (kh, kw) = geometry.output_size, geometry.kernel_size
+    (stride_h, stride_w), (dil_h, dil_w) = geometry.stride, geometry.dilation
+    return as_strided(
+        x_padded,
+        shape=(n, oh, ow, c, kh, kw),
+        strides=(sn, sh * stride_h, sw * stride_w, sc, sh * dil_h, sw * dil_w),
+        writeable=False,
+    )
+
+
+def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """The column matrix: (N, C, H, W) -> (N·OH·OW, C·KH·KW).
+
+    One row per output pixel (in (n, i, j) order), one column per kernel tap (in (c, kh, kw)
+    order), so for groups = 1, ``y = (im2col(x, ...) @ w.reshape(O, -1).T)`` reshaped to
+    (N, OH, OW, O) and moved to (N, O, OH, OW).
+
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> im2col(x, 2)
+    array([[0., 1., 3., 4.],
+           [1., 2., 4., 5.],
+           [3., 4., 6., 7.],
+           [4., 5., 7., 8.]])
+    """
+    x = np.asarray(x)
+    _check_4d(x, "x")
+    geometry = resolve(x.shape[2:], kernel_size, stride=stride, padding=padding, dilation=dilation)
+    return im2col_geometry(x, geometry)
+
+
+def im2col_geometry(x: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """im2col for an already resolved geometry (the core calls this one)."""
+    n, c = x.shape[:2]
+    (oh, ow), (kh, kw) = geometry.output_size, geometry.kernel_size
+    return windows(pad_input(x, geometry), geometry).reshape(n * oh * ow, c * kh * kw)
+
+
+def col2im(cols, x_shape, kernel_size, *, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """The adjoint of im2col: (N·OH·OW, C·KH·KW) -> (N, C, H, W), overlapping windows summed.
+
+    For any x and C, <im2col(x), C> = <x, col2im(C)>. It loops only over the KH·KW kernel
+    offsets, each adding one strided slice.
+    """
+    cols = np.asarray(cols)
+    if len(x_shape) != 4:
+        raise ValueError(f"x_shape must be (N, C, H, W), got {tuple(x_shape)}")
+    geometry = resolve(x_shape[2:], kernel_size, stride=stride, padding=padding, dilation=dilation)
+    n, c = x_shape[:2]
+    (oh, ow), (kh, kw) = geometry.output_size, geometry.kernel_size
+    expected = (n * oh * ow, c * kh * kw)
+    if cols.shape != expected:
+        raise ValueError(f"cols must have shape (N·OH·OW, C·KH·KW) = {expected}, got {cols.shape}")
+    return col2im_geometry(cols, tuple(x_shape), geometry)
+
+
+def col2im_geometry(cols: np.ndarray, x_shape: tuple, geometry: Geometry) -> np.ndarray:
+    """col2im for an already resolved geometry (the core calls this one)."""
+    n, c, height, width = x_shape
+    (oh, ow), (kh, kw) = geometry.output_size, geometry.kernel_size
+    (stride_h, stride_w), (dil_h, dil_w) = geometry.stride, geometry.dilation
+    top, _, left, _ = geometry.pad
+    # (N·OH·OW, C·KH·KW) -> (KH, KW, N, C, OH, OW): one (N, C, OH, OW) slab per kernel offset
+    slabs = cols.reshape(n, oh, ow, c, kh, kw).transpose(4, 5, 0, 3, 1, 2)
+    x_padded = np.zeros((n, c) + geometry.padded_size, dtype=cols.dtype)
+    for i in range(kh):
+        rows = slice(i * dil_h, i * dil_h + (oh - 1) * stride_h + 1, stride_h)
+        for j in range(kw):
+            columns = slice(j * dil_w, j * dil_w + (ow - 1) * stride_w + 1, stride_w)
+            x_padded[:, :, rows, columns] += slabs[i, j]
+    return np.ascontiguousarray(x_padded[:, :, top : top + height, left : left + width])
+
+
+def _check_4d(array: np.ndarray, name: str) -> None:
+    if array.ndim != 4:
+        raise ValueError(
+            f"{name} must be 4-D (N, C, H, W), got shape {array.shape}; "
+            f"add axes with {name}[None] or {name}[None, None]"
+        )
