@@ -1,0 +1,523 @@
+"""The convcli command line: thin commands that parse, call the library and print.
+
+No maths here. A user's mistake (io.InputError, or a ValueError/TypeError from the library's
+argument checks) prints one line on stderr and exits 2; anything else exits 1 with one line,
+and `--debug` (or CONVCLI_DEBUG=1) shows the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+
+app = typer.Typer(
+    name="convcli",
+    help="Compute, check and teach the forward and backward passes of 2-D convolution.\n\n"
+    "Example: convcli forward samples/camera.png sobel-x --png edges.png",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"convcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an internal "
+                                        "error (or set CONVCLI_DEBUG=1).")] = False,
+):
+    """Compute, check and teach the forward and backward passes of 2-D convolution.
+
+    Arrays use PyTorch's layout: x (N, C, H, W), w (O, C/groups, KH, KW), y (N, O, OH, OW);
+    the forward pass is a cross-correlation (the kernel is not flipped).
+    """
+    _state["debug"] = debug
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2):
+    """One line on stderr, then exit (2: the user can fix it)."""
+    _stderr().print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(command):
+    """Turn a user's mistake into one line and exit 2, an internal error into exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from .io import InputError
+
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except (InputError, ValueError, TypeError) as error:
+            if _debugging():
+                raise
+            fail(str(error).replace("\n", " "))
+        except KeyboardInterrupt:
+            fail("interrupted; no output file was changed", 130)
+        except Exception as error:  # noqa: BLE001 - the last line of defence
+            if _debugging():
+                raise
+            fail(f"internal error: {type(error).__name__}: {error} (run with --debug for "
+                 "the traceback, and please report it)", 1)
+
+    return wrapper
+
+
+def _debugging() -> bool:
+    return _state["debug"] or os.environ.get("CONVCLI_DEBUG", "") not in ("", "0")
+
+
+# --- shared options ---------------------------------------------------------------------------
+
+Stride = Annotated[str, typer.Option(help="Stride: N or H,W.")]
+Dilation = Annotated[str, typer.Option(help="Dilation: N or H,W (1 = none, as in PyTorch).")]
+Padding = Annotated[str, typer.Option(
+    help="Padding: same, valid, full, N, H,W or T,B,L,R (top, bottom, left, right).")]
+Groups = Annotated[Optional[int], typer.Option(
+    help="Groups for a 4-D (O, C/groups, KH, KW) kernel [default: C / kernel's C].")]
+Gray = Annotated[bool, typer.Option("--gray", help="Convert the image to one channel (luma).")]
+DType = Annotated[str, typer.Option(help="float64 (default: a reference tool) or float32.")]
+MaxPixels = Annotated[Optional[int], typer.Option(
+    help="Raise Pillow's decompression-bomb limit (89,478,485 pixels) for a file you trust.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+ImageArg = Annotated[Path, typer.Argument(
+    help="A picture (PNG, JPEG, TIFF, BMP, WebP, GIF) or a .npy array (H, W), (C, H, W) or "
+    "(N, C, H, W). 8- and 16-bit pictures become floats in [0, 1]; .npy values are used as "
+    "they are.", show_default=False)]
+KernelArg = Annotated[str, typer.Argument(
+    help="A preset name (see `convcli kernels`), an inline matrix \"1 0 -1; 2 0 -2; 1 0 -1\", "
+    "a text file (rows of numbers; a blank line starts another output channel) or a .npy "
+    "(KH, KW), (O, KH, KW) or (O, C, KH, KW).", show_default=False)]
+
+
+def parse_ints(text: str, option: str, lengths=(1, 2)) -> int | tuple[int, ...]:
+    """"2" -> 2, "2,1" -> (2, 1); InputError naming the option otherwise."""
+    try:
+        values = tuple(int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in lengths:
+        forms = " or ".join({1: "N", 2: "H,W", 4: "T,B,L,R"}[n] for n in lengths)
+        raise _input_error(f"--{option} must be {forms} (integers), got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def parse_padding(text: str):
+    if text.strip().lower() in ("same", "valid", "full"):
+        return text.strip().lower()
+    return parse_ints(text, "padding", (1, 2, 4))
+
+
+def _input_error(message):
+    from .io import InputError
+
+    return InputError(message)
+
+
+def geometry_options(stride: str, padding: str, dilation: str) -> dict:
+    """The CLI's text options -> conv2d's keyword arguments (checked for sign)."""
+    options = dict(stride=parse_ints(stride, "stride"), padding=parse_padding(padding),
+                   dilation=parse_ints(dilation, "dilation"))
+    for name in ("stride", "dilation"):
+        values = options[name] if isinstance(options[name], tuple) else (options[name],)
+        if min(values) < 1:
+            raise _input_error(f"--{name} must be at least 1, got {min(values)}")
+    padding_values = options["padding"]
+    if not isinstance(padding_values, str):
+        values = padding_values if isinstance(padding_values, tuple) else (padding_values,)
+        if min(values) < 0:
+            raise _input_error(f"--padding must not be negative, got {padding}")
+    return options
+
+
+def parse_dtype(text: str):
+    import numpy as np
+
+    if text not in ("float32", "float64"):
+        raise _input_error(f"--dtype must be float32 or float64, got {text!r}")
+    return np.dtype(text)
+
+
+def parse_bias(text: str | None, out_channels: int):
+    import numpy as np
+
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise _input_error(f"--bias must be a number or one per output channel, got {text!r}")
+    if len(values) == 1:
+        values *= out_channels
+    if len(values) != out_channels:
+        raise _input_error(f"--bias has {len(values)} values but there are {out_channels} "
+                           "output channels: give one value, or one per channel")
+    return np.array(values)
+
+
+def load_problem(image: Path, kernel: str, *, gray, dtype, max_pixels, groups):
+    """Image and kernel -> (loaded image, w (O, C/groups, KH, KW), groups, kernel description)."""
+    from . import io, kernels
+
+    if max_pixels is not None and max_pixels < 1:
+        raise _input_error(f"--max-pixels must be at least 1, got {max_pixels}")
+    loaded = io.load_image(image, gray=gray, dtype=parse_dtype(dtype), max_pixels=max_pixels)
+    matrix, description = io.load_kernel(kernel)
+    w, groups = kernels.as_weight(matrix, loaded.array.shape[1], groups)
+    return loaded, w.astype(loaded.array.dtype), groups, description
+
+
+def default_output(image: Path, suffix: str) -> Path:
+    """samples/camera.png -> samples/camera.forward.npy (beside the image)."""
+    return image.with_name(f"{image.stem}.{suffix}")
+
+
+def _console(quiet: bool = False):
+    from rich.console import Console
+
+    return Console(quiet=quiet, highlight=False)
+
+
+def _range(array) -> str:
+    import numpy as np
+
+    if array.size == 0:
+        return "empty"
+    return f"{np.nanmin(array):.4g} .. {np.nanmax(array):.4g}"
+
+
+def _summary_table(rows):
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def _shape(array) -> str:
+    return "×".join(str(n) for n in array.shape) + f" {array.dtype}"
+
+
+def _print_json(payload):
+    typer.echo(json.dumps(payload, indent=2))
+
+
+# --- forward ---------------------------------------------------------------------------------
+
+
+@app.command(epilog="Example: convcli forward samples/camera.png sobel-x --png edges.png")
+@handle_errors
+def forward(
+    image: ImageArg,
+    kernel: KernelArg,
+    stride: Stride = "1",
+    padding: Padding = "same",
+    dilation: Dilation = "1",
+    groups: Groups = None,
+    bias: Annotated[Optional[str], typer.Option(
+        help="Bias: one number, or one per output channel (a,b,c).")] = None,
+    gray: Gray = False,
+    dtype: DType = "float64",
+    max_pixels: MaxPixels = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Where to write y (N, O, OH, OW) as .npy [default: IMAGE.forward.npy "
+        "beside the image].")] = None,
+    png: Annotated[Optional[Path], typer.Option(
+        help="Also write a picture of y: clipped to [0, 1], or, for a zero-sum kernel (Sobel, "
+        "Laplacian) with negative output, mapped around mid grey (0 = grey).")] = None,
+    normalize: Annotated[bool, typer.Option(
+        "--normalize", help="Map the picture's min..max to 0..255.")] = False,
+    json_output: Json = False,
+    quiet: Quiet = False,
+):
+    """Run a kernel over an image: y = x ⋆ w + b (cross-correlation, PyTorch's conv2d).
+
+    A 2-D kernel on a colour image is applied to each channel separately (depthwise), as image
+    tools do; a (O, C, KH, KW) kernel is an ordinary multi-channel convolution.
+    """
+    import numpy as np
+
+    from . import io, picture
+    from .conv import conv2d
+    from .geometry import resolve
+
+    options = geometry_options(stride, padding, dilation)
+    out = io.check_output(out or default_output(image, "forward.npy"), [image, kernel])
+    if png is not None:
+        png = io.check_output(png, [image, kernel, out])
+    loaded, w, groups, kernel_source = load_problem(image, kernel, gray=gray, dtype=dtype,
+                                                    max_pixels=max_pixels, groups=groups)
+    x = loaded.array
+    b = parse_bias(bias, w.shape[0])
+    b = None if b is None else b.astype(x.dtype)
+    start = time.perf_counter()
+    y = conv2d(x, w, b, groups=groups, **options)
+    seconds = time.perf_counter() - start
+    geometry = resolve(x.shape[2:], w.shape[2:], **options)
+
+    written = [str(out)]
+    io.save_npy(out, y)
+    mapping = None
+    if png is not None:
+        signed_kernel = bool(np.all(np.abs(w.sum(axis=(1, 2, 3))) < 1e-9))
+        mapping = picture.choose_mapping(y, signed_kernel=signed_kernel, normalize=normalize)
+        io.save_png(png, picture.to_picture(y, mapping))
+        written.append(str(png))
+
+    report = {
+        "input": {"path": str(image), "shape": list(x.shape), "dtype": str(x.dtype),
+                  "source": loaded.source, "notes": loaded.notes, "range": _minmax(x)},
+        "kernel": {"source": kernel_source, "shape": list(w.shape), "groups": groups},
+        "geometry": _geometry_json(geometry, groups),
+        "output": {"shape": list(y.shape), "dtype": str(y.dtype), "range": _minmax(y)},
+        "picture": mapping,
+        "seconds": round(seconds, 6),
+        "written": written,
+    }
+    if json_output:
+        _print_json(report)
+        return
+    console = _console(quiet)
+    rows = [
+        ("input", f"{_shape(x)}  {loaded.source}"),
+        *[("", f"note: {note}") for note in loaded.notes],
+        ("kernel", f"{_shape(w)}  {kernel_source}, groups={groups}"
+                   + ("  (each channel separately)" if groups == x.shape[1] > 1 else "")),
+        ("geometry", _geometry_text(geometry)),
+        ("output", f"{_shape(y)}  range {_range(y)}  (input range {_range(x)})"),
+        ("time", f"{seconds * 1000:.1f} ms"),
+        *([("picture", mapping)] if mapping else []),
+        ("written", ", ".join(written)),
+    ]
+    console.print(_summary_table(rows))
+
+
+def _minmax(array):
+    import numpy as np
+
+    if array.size == 0 or not np.isfinite(array).any():
+        return None
+    return [float(np.nanmin(array)), float(np.nanmax(array))]
+
+
+def _geometry_json(geometry, groups):
+    return {"stride": list(geometry.stride), "dilation": list(geometry.dilation),
+            "padding": dict(zip(("top", "bottom", "left", "right"), geometry.pad)),
+            "groups": groups}
+
+
+def _geometry_text(geometry) -> str:
+    top, bottom, left, right = geometry.pad
+    return (f"stride {geometry.stride}, dilation {geometry.dilation}, padding applied "
+            f"(top, bottom, left, right) = ({top}, {bottom}, {left}, {right})")
+
+
+# --- backward --------------------------------------------------------------------------------
+
+
+@app.command(epilog="Example: convcli backward samples/camera.png sobel-x --loss mse "
+             "--target samples/brick.png --png-dx dx.png")
+@handle_errors
+def backward(
+    image: ImageArg,
+    kernel: KernelArg,
+    stride: Stride = "1",
+    padding: Padding = "same",
+    dilation: Dilation = "1",
+    groups: Groups = None,
+    gray: Gray = False,
+    dtype: DType = "float64",
+    max_pixels: MaxPixels = None,
+    grad_output: Annotated[Optional[Path], typer.Option(
+        help="dL/dy as a .npy of y's shape (N, O, OH, OW); replaces --loss.")] = None,
+    loss: Annotated[str, typer.Option(
+        help="sum: L = Σy, so dL/dy = 1; mse: L = ½‖y − T‖², so dL/dy = y − T (needs --target).")
+    ] = "sum",
+    target: Annotated[Optional[Path], typer.Option(
+        help="T for --loss mse: an image or .npy of y's shape.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Where to write the .npz [default: IMAGE.backward.npz beside the "
+        "image].")] = None,
+    png_dx: Annotated[Optional[Path], typer.Option(
+        help="Also write a picture of dL/dx (mapped around mid grey when signed).")] = None,
+    json_output: Json = False,
+    quiet: Quiet = False,
+):
+    """Compute y and the three gradients dL/dx, dL/dw, dL/db for a loss or a given dL/dy.
+
+    Writes one .npz holding y, grad_output, grad_input, grad_weight, grad_bias and the geometry
+    (np.load(path, allow_pickle=False) reads it).
+    """
+    import numpy as np
+
+    from . import io, picture
+    from .conv import conv2d, conv2d_backward
+    from .geometry import resolve
+
+    options = geometry_options(stride, padding, dilation)
+    if loss not in ("sum", "mse"):
+        raise _input_error(f"--loss must be sum or mse, got {loss!r}")
+    if loss == "mse" and target is None and grad_output is None:
+        raise _input_error("--loss mse needs --target T (an image or .npy of y's shape)")
+    inputs = [image, kernel, grad_output, target]
+    out = io.check_output(out or default_output(image, "backward.npz"), inputs)
+    if png_dx is not None:
+        png_dx = io.check_output(png_dx, inputs + [out])
+    loaded, w, groups, kernel_source = load_problem(image, kernel, gray=gray, dtype=dtype,
+                                                    max_pixels=max_pixels, groups=groups)
+    x = loaded.array
+    start = time.perf_counter()
+    y = conv2d(x, w, groups=groups, **options)
+    if grad_output is not None:
+        dy = _same_shape(io.load_array(grad_output, "--grad-output"), y, "--grad-output")
+        loss_value, loss_text = None, f"dL/dy from {grad_output}"
+    elif loss == "mse":
+        t = _same_shape(io.load_image(target, dtype=x.dtype).array, y, "--target")
+        dy = y - t
+        loss_value, loss_text = 0.5 * float(np.sum(dy * dy)), "L = ½‖y − T‖², dL/dy = y − T"
+    else:
+        dy = np.ones_like(y)
+        loss_value, loss_text = float(np.sum(y)), "L = Σy, dL/dy = 1"
+    dy = dy.astype(x.dtype)
+    dx, dw, db = conv2d_backward(dy, x, w, groups=groups, **options)
+    seconds = time.perf_counter() - start
+    geometry = resolve(x.shape[2:], w.shape[2:], **options)
+
+    io.save_npz(out, y=y, grad_output=dy, grad_input=dx, grad_weight=dw, grad_bias=db,
+                weight=w, stride=np.array(geometry.stride), dilation=np.array(geometry.dilation),
+                padding=np.array(geometry.pad), groups=np.array(groups))
+    written = [str(out)]
+    if png_dx is not None:
+        io.save_png(png_dx, picture.to_picture(dx, picture.SIGNED))   # gradients are signed
+        written.append(str(png_dx))
+
+    norms = {name: float(np.linalg.norm(a)) for name, a in
+             (("grad_input", dx), ("grad_weight", dw), ("grad_bias", db))}
+    if json_output:
+        _print_json({
+            "input": {"path": str(image), "shape": list(x.shape), "dtype": str(x.dtype),
+                      "notes": loaded.notes},
+            "kernel": {"source": kernel_source, "shape": list(w.shape), "groups": groups},
+            "geometry": _geometry_json(geometry, groups),
+            "output": {"shape": list(y.shape)},
+            "loss": loss_text, "L": loss_value, "norms": norms,
+            "grad_weight": dw.tolist() if dw.size <= 49 * 16 else None,
+            "grad_bias": db.tolist(), "seconds": round(seconds, 6), "written": written,
+        })
+        return
+    console = _console(quiet)
+    rows = [
+        ("input", f"{_shape(x)}  {loaded.source}"),
+        *[("", f"note: {note}") for note in loaded.notes],
+        ("kernel", f"{_shape(w)}  {kernel_source}, groups={groups}"),
+        ("geometry", _geometry_text(geometry)),
+        ("output", f"y {_shape(y)}"),
+        ("loss", loss_text + ("" if loss_value is None else f";  L = {loss_value:.6g}")),
+        *[(f"‖{name}‖", f"{value:.6g}") for name, value in norms.items()],
+        ("grad_bias", ", ".join(f"{v:.6g}" for v in db[:8]) + (" ⋯" if db.size > 8 else "")),
+        ("time", f"{seconds * 1000:.1f} ms"),
+        ("written", ", ".join(written)),
+    ]
+    console.print(_summary_table(rows))
+    if max(dw.shape[2:]) <= 7:
+        console.print(_weight_tables(dw))
+
+
+def _same_shape(array, y, option):
+    array = array.reshape((1,) * (4 - array.ndim) + array.shape) if array.ndim < 4 else array
+    if array.shape != y.shape:
+        raise _input_error(f"{option} has shape {tuple(array.shape)} but y has shape "
+                           f"{tuple(y.shape)}: give an array of y's shape")
+    return array
+
+
+def _weight_tables(dw, limit: int = 6):
+    """dL/dw (O, C/g, KH, KW) as up to `limit` small KH×KW tables side by side."""
+    from rich.columns import Columns
+    from rich.table import Table
+
+    tables = []
+    for o in range(dw.shape[0]):
+        for c in range(dw.shape[1]):
+            if len(tables) == limit:
+                break
+            table = Table(title=f"dL/dw[{o}, {c}]", show_header=False)
+            for _ in range(dw.shape[3]):
+                table.add_column(justify="right")
+            for row in dw[o, c]:
+                table.add_row(*(f"{v:.4g}" for v in row))
+            tables.append(table)
+    return Columns(tables)
+
+
+# --- kernels ---------------------------------------------------------------------------------
+
+
+@app.command(epilog="Example: convcli kernels")
+@handle_errors
+def kernels(json_output: Json = False):
+    """List the preset kernels with their matrices (use a name as KERNEL)."""
+    from rich.table import Table
+
+    from . import kernels as presets
+
+    if json_output:
+        _print_json({name: {"description": text, "matrix": matrix.tolist()}
+                     for name, (text, matrix) in presets.PRESETS.items()})
+        return
+    table = Table(title="Preset kernels (cross-correlation weights, not flipped)")
+    table.add_column("name", style="bold")
+    table.add_column("matrix")
+    table.add_column("what it does")
+    for name, (text, matrix) in presets.PRESETS.items():
+        rows = "\n".join(" ".join(_short(v) for v in row) for row in matrix)
+        table.add_row(name, rows, text)
+    _console().print(table)
+
+
+def _short(value) -> str:
+    from fractions import Fraction
+
+    fraction = Fraction(float(value)).limit_denominator(256)
+    return f"{float(fraction):g}" if fraction.denominator == 1 else str(fraction)
+
+
+def main():
+    """The console script's entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Arrays -> pictures a person can look at: how values map to 0..255 is a choice, stated."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLIP = "clipped to [0, 1]"
+SIGNED = "signed: 0 is mid grey, ±max|y| are white and black"
+NORMALIZE = "normalized: min..max mapped to 0..255"
+
+
+def choose_mapping(y: np.ndarray, *, signed_kernel: bool, normalize: bool) -> str:
+    """Which mapping a picture of y uses: --normalize wins; a zero-sum kernel's output
+    (Sobel, Laplacian) with negative values is signed; anything else is clipped."""
+    if normalize:
+        return NORMALIZE
+    if signed_kernel and np.nanmin(y) < 0:
+        return SIGNED
+    return CLIP
+
+
+def to_picture(y: np.ndarray, mapping: str):
+    """y (N, C, H, W) -> a Pillow image of the first batch item: grey for C = 1, RGB for C = 3,
+    otherwise the channels side by side in grey."""
+    from PIL import Image
+
+    image = np.asarray(y[0], dtype=np.float64)                # (C, H, W)
+    finite = image[np.isfinite(image)]
+    if mapping == NORMALIZE:
+        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        unit = (image - low) / (high - low) if high > low else np.zeros_like(image)
+    elif mapping == SIGNED:
+        scale = np.abs(finite).max() if finite.size else 0.0
+        unit = 0.5 + image / (2 * scale) if scale > 0 else np.full_like(image, 0.5)
+    else:
+        unit = image
+    pixels = np.round(np.clip(np.nan_to_num(unit, nan=0.0), 0.0, 1.0) * 255).astype(np.uint8)
+    if pixels.shape[0] == 3:
+        return Image.fromarray(pixels.transpose(1, 2, 0), mode="RGB")
+    return Image.fromarray(np.concatenate(list(pixels), axis=1), mode="L")
