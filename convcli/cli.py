@@ -237,7 +237,12 @@ def _print_json(payload):
 # --- forward ---------------------------------------------------------------------------------
 
 
-@app.command(epilog="Example: convcli forward samples/camera.png sobel-x --png edges.png")
+# An inline kernel may start with a minus sign ("-1 0 1; ..."): let it through as KERNEL.
+KERNEL_ARG_SETTINGS = {"ignore_unknown_options": True}
+
+
+@app.command(epilog="Example: convcli forward samples/camera.png sobel-x --png edges.png",
+             context_settings=KERNEL_ARG_SETTINGS)
 @handle_errors
 def forward(
     image: ImageArg,
@@ -348,7 +353,7 @@ def _geometry_text(geometry) -> str:
 
 
 @app.command(epilog="Example: convcli backward samples/camera.png sobel-x --loss mse "
-             "--target samples/brick.png --png-dx dx.png")
+             "--target samples/brick.png --png-dx dx.png", context_settings=KERNEL_ARG_SETTINGS)
 @handle_errors
 def backward(
     image: ImageArg,

@@ -1,0 +1,337 @@
+"""convcli forward / backward / kernels through Typer's CliRunner: the arrays written equal the
+core's results on the loaded image, and every user mistake is one line, exit 2, nothing written."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from convcli import conv2d, conv2d_backward
+from convcli.cli import app
+from convcli.io import write_atomic
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+SOBEL_X = np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+
+
+def run(*args, expect=0):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == expect, (result.output, result.exception)
+    return result
+
+
+def depthwise(kernel, channels):
+    return np.tile(kernel[None, None], (channels, 1, 1, 1))
+
+
+@pytest.fixture
+def pixels(rng):
+    return rng.integers(0, 256, size=(9, 7, 3), dtype=np.uint8)
+
+
+def forward_array(tmp_path, image_path, kernel="sobel-x", *extra):
+    out = tmp_path / "y.npy"
+    run("forward", image_path, kernel, "--out", out, *extra)
+    return np.load(out, allow_pickle=False)
+
+
+def test_forward_rgb_8bit(tmp_path, pixels):
+    Image.fromarray(pixels, "RGB").save(tmp_path / "rgb.png")
+    y = forward_array(tmp_path, tmp_path / "rgb.png")
+    x = pixels.transpose(2, 0, 1)[None] / 255.0                       # (1, 3, 9, 7)
+    np.testing.assert_allclose(y, conv2d(x, depthwise(SOBEL_X, 3), padding=1, groups=3),
+                               rtol=1e-13, atol=1e-13)
+
+
+def test_forward_grey_8bit_and_16bit_full_precision(tmp_path, rng):
+    grey = rng.integers(0, 256, size=(6, 8), dtype=np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "grey.png")
+    y = forward_array(tmp_path, tmp_path / "grey.png", "box3")
+    np.testing.assert_allclose(y, conv2d(grey[None, None] / 255.0, np.full((1, 1, 3, 3), 1 / 9),
+                                         padding=1), rtol=1e-13, atol=1e-13)
+    deep = rng.integers(0, 65536, size=(6, 8), dtype=np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode == "I;16"
+    y = forward_array(tmp_path, tmp_path / "deep.png", "identity")
+    np.testing.assert_array_equal(y[0, 0], deep / 65535.0)        # not clipped to 8 bits
+
+
+def test_forward_palette_uses_colours_not_indices(tmp_path, pixels):
+    palette_image = Image.fromarray(pixels, "RGB").quantize(colors=16)
+    palette_image.save(tmp_path / "p.png")
+    colours = np.asarray(palette_image.convert("RGB")).transpose(2, 0, 1)[None] / 255.0
+    y = forward_array(tmp_path, tmp_path / "p.png", "identity")
+    np.testing.assert_array_equal(y, colours)
+
+
+def test_forward_rgba_drops_alpha_and_says_so(tmp_path, pixels):
+    alpha = np.full(pixels.shape[:2] + (1,), 7, dtype=np.uint8)
+    Image.fromarray(np.concatenate([pixels, alpha], axis=2), "RGBA").save(tmp_path / "a.png")
+    out = tmp_path / "y.npy"
+    result = run("forward", tmp_path / "a.png", "identity", "--out", out)
+    assert "alpha channel dropped" in result.stdout
+    np.testing.assert_array_equal(np.load(out), pixels.transpose(2, 0, 1)[None] / 255.0)
+
+
+def test_forward_applies_exif_orientation(tmp_path, pixels):
+    image = Image.fromarray(pixels, "RGB")
+    exif = image.getexif()
+    exif[0x0112] = 6                                   # orientation: rotate 90° clockwise
+    image.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    y = forward_array(tmp_path, tmp_path / "rotated.jpg", "identity")
+    assert y.shape == (1, 3, 7, 9)                     # width and height swapped
+    stored = np.asarray(Image.open(tmp_path / "rotated.jpg")) / 255.0   # as saved, (9, 7, 3)
+    np.testing.assert_allclose(y[0], np.rot90(stored, k=-1).transpose(2, 0, 1), atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["1", "LA", "I", "F", "CMYK"])
+def test_forward_other_modes(tmp_path, pixels, mode):
+    image = Image.fromarray(pixels, "RGB").convert(mode)
+    image.save(tmp_path / f"m.{'tif' if mode in ('I', 'F', 'CMYK') else 'png'}")
+    path = next(tmp_path.glob("m.*"))
+    y = forward_array(tmp_path, path, "identity")
+    expected = {
+        "1": np.asarray(image.convert("L"))[None] / 255.0,
+        "LA": np.asarray(image.convert("L"))[None] / 255.0,
+        "I": np.asarray(image, dtype=np.float64)[None],
+        "F": np.asarray(image, dtype=np.float64)[None],
+        "CMYK": np.asarray(image.convert("RGB")).transpose(2, 0, 1) / 255.0,
+    }[mode]
+    np.testing.assert_allclose(y[0], expected, atol=1e-6)
+
+
+def test_forward_npy_shapes_gray_and_dtype(tmp_path, rng):
+    x = rng.standard_normal((3, 5, 6))
+    np.save(tmp_path / "x.npy", x)
+    y = forward_array(tmp_path, tmp_path / "x.npy", "1 2; 3 4", "--padding", "valid",
+                      "--dtype", "float32")
+    assert y.dtype == np.float32
+    w = depthwise(np.array([[1.0, 2], [3, 4]]), 3).astype(np.float32)
+    np.testing.assert_allclose(y, conv2d(x[None].astype(np.float32), w, groups=3), rtol=1e-6)
+    y = forward_array(tmp_path, tmp_path / "x.npy", "identity", "--gray")
+    np.testing.assert_allclose(y[0, 0], 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2], atol=1e-12)
+
+
+def test_forward_full_kernel_geometry_and_bias(tmp_path, rng):
+    x = rng.standard_normal((1, 2, 9, 8))
+    w = rng.standard_normal((3, 2, 3, 2))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "w.npy", w)
+    out = tmp_path / "y.npy"
+    result = run("forward", tmp_path / "x.npy", tmp_path / "w.npy", "--stride", "2,1",
+                 "--padding", "2,0,1,1", "--dilation", "1,2", "--bias", "1,2,3", "--out", out,
+                 "--json")
+    report = json.loads(result.stdout)
+    assert report["geometry"]["padding"] == {"top": 2, "bottom": 0, "left": 1, "right": 1}
+    expected = conv2d(x, w, np.array([1.0, 2, 3]), stride=(2, 1), padding=(2, 0, 1, 1),
+                      dilation=(1, 2))
+    np.testing.assert_allclose(np.load(out), expected, rtol=1e-13, atol=1e-13)
+    assert report["output"]["shape"] == list(expected.shape)
+
+
+def test_kernel_text_formats(tmp_path):
+    (tmp_path / "x.npy").write_bytes(b"")
+    np.save(tmp_path / "x.npy", np.arange(30.0).reshape(5, 6))
+    y = forward_array(tmp_path, tmp_path / "x.npy", SAMPLES / "blur-row5.txt", "--padding",
+                      "valid")
+    assert y.shape == (1, 1, 5, 2)                                     # a 1×5 row stays 1×5
+    y = forward_array(tmp_path, tmp_path / "x.npy", SAMPLES / "edges-xy.txt")
+    assert y.shape == (1, 2, 5, 6)                                     # two output channels
+    np.testing.assert_allclose(y[0, 1], conv2d(np.arange(30.0).reshape(1, 1, 5, 6),
+                                               SOBEL_X.T[None, None], padding=1)[0, 0])
+    y_file = forward_array(tmp_path, tmp_path / "x.npy", SAMPLES / "sobel-x.txt")
+    y_inline = forward_array(tmp_path, tmp_path / "x.npy", "-1 0 1; -2,0,2; -1 0 1")
+    y_preset = forward_array(tmp_path, tmp_path / "x.npy", "sobel-x")
+    np.testing.assert_array_equal(y_file, y_preset)
+    np.testing.assert_array_equal(y_inline, y_preset)
+
+
+def test_png_mappings(tmp_path, pixels):
+    Image.fromarray(pixels, "RGB").convert("L").save(tmp_path / "g.png")
+    result = run("forward", tmp_path / "g.png", "sobel-x", "--out", tmp_path / "y.npy",
+                 "--png", tmp_path / "s.png")
+    assert "mid grey" in result.stdout
+    y = np.load(tmp_path / "y.npy")[0, 0]
+    picture = np.asarray(Image.open(tmp_path / "s.png"))
+    scale = np.abs(y).max()
+    np.testing.assert_array_equal(picture, np.round(np.clip(0.5 + y / (2 * scale), 0, 1) * 255))
+    run("forward", tmp_path / "g.png", "sharpen", "--out", tmp_path / "y.npy",
+        "--png", tmp_path / "c.png")
+    y = np.load(tmp_path / "y.npy")[0, 0]
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "c.png")),
+                                  np.round(np.clip(y, 0, 1) * 255))
+    run("forward", tmp_path / "g.png", "sharpen", "--out", tmp_path / "y.npy",
+        "--png", tmp_path / "n.png", "--normalize")
+    picture = np.asarray(Image.open(tmp_path / "n.png"))
+    assert picture.min() == 0 and picture.max() == 255
+
+
+def test_backward_npz_matches_core(tmp_path, pixels, rng):
+    Image.fromarray(pixels, "RGB").save(tmp_path / "rgb.png")
+    x = pixels.transpose(2, 0, 1)[None] / 255.0
+    w = depthwise(SOBEL_X, 3)
+    out = tmp_path / "b.npz"
+    result = run("backward", tmp_path / "rgb.png", "sobel-x", "--out", out, "--png-dx",
+                 tmp_path / "dx.png")
+    assert "dL/dw[0, 0]" in result.stdout and "L = Σy" in result.stdout
+    saved = np.load(out, allow_pickle=False)
+    y = conv2d(x, w, padding=1, groups=3)
+    np.testing.assert_allclose(saved["y"], y, atol=1e-13)
+    np.testing.assert_array_equal(saved["grad_output"], np.ones_like(y))
+    for name, want in zip(("grad_input", "grad_weight", "grad_bias"),
+                          conv2d_backward(np.ones_like(y), x, w, padding=1, groups=3)):
+        np.testing.assert_allclose(saved[name], want, rtol=1e-12, atol=1e-12)
+    assert saved["padding"].tolist() == [1, 1, 1, 1] and int(saved["groups"]) == 3
+    assert Image.open(tmp_path / "dx.png").size == (7, 9)
+
+    # a given, random dL/dy
+    grad = rng.standard_normal(y.shape)
+    np.save(tmp_path / "dy.npy", grad)
+    run("backward", tmp_path / "rgb.png", "sobel-x", "--grad-output", tmp_path / "dy.npy",
+        "--out", out)
+    saved = np.load(out)
+    np.testing.assert_allclose(saved["grad_input"],
+                               conv2d_backward(grad, x, w, padding=1, groups=3)[0], atol=1e-12)
+
+
+def test_backward_mse_target(tmp_path, rng):
+    x, t = rng.standard_normal((1, 1, 6, 5)), rng.standard_normal((1, 1, 6, 5))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t[0, 0])
+    result = run("backward", tmp_path / "x.npy", "gaussian3", "--loss", "mse", "--target",
+                 tmp_path / "t.npy", "--out", tmp_path / "b.npz", "--json")
+    report = json.loads(result.stdout)
+    w = np.outer([1, 2, 1], [1, 2, 1])[None, None] / 16
+    y = conv2d(x, w, padding=1)
+    assert report["L"] == pytest.approx(0.5 * np.sum((y - t) ** 2), rel=1e-12)
+    saved = np.load(tmp_path / "b.npz")
+    np.testing.assert_allclose(saved["grad_output"], y - t, atol=1e-13)
+    np.testing.assert_allclose(saved["grad_weight"],
+                               conv2d_backward(y - t, x, w, padding=1)[1], rtol=1e-12)
+
+
+def test_kernels_lists_presets():
+    result = run("kernels")
+    assert "sobel-x" in result.stdout and "gaussian5" in result.stdout
+    presets = json.loads(run("kernels", "--json").stdout)
+    assert presets["laplacian"]["matrix"] == [[0, 1, 0], [1, -4, 1], [0, 1, 0]]
+
+
+def test_version_and_help_with_examples():
+    assert run("--version").stdout.strip() == "convcli 0.1.0"
+    assert "forward" in run("-h").stdout
+    for command in ("forward", "backward", "kernels"):
+        text = run(command, "--help").stdout
+        assert "Example" in text, command
+
+
+# --- a user's mistakes: one line on stderr, exit 2, nothing written ---------------------------
+
+
+@pytest.fixture
+def small(tmp_path, rng):
+    np.save(tmp_path / "x.npy", rng.standard_normal((1, 3, 6, 6)))
+    Image.fromarray(np.zeros((6, 6), dtype=np.uint8)).save(tmp_path / "g.png")
+    (tmp_path / "empty.txt").write_text("# nothing here\n\n")
+    (tmp_path / "ragged.txt").write_text("1 2 3\n4 5\n")
+    (tmp_path / "word.txt").write_text("1 2\n3 x4\n")
+    (tmp_path / "notimage.png").write_text("hello")
+    (tmp_path / "dy.npy").write_bytes(b"")
+    np.save(tmp_path / "dy.npy", np.zeros((1, 3, 5, 5)))
+    return tmp_path
+
+
+BAD = [
+    (["forward", "missing.png", "box3"], "no such image file"),
+    (["forward", "notimage.png", "box3"], "is not an image"),
+    (["forward", "x.npy", "empty.txt"], "empty.txt has no numbers"),
+    (["forward", "x.npy", "ragged.txt"], "ragged.txt, line 2: 2 numbers but the rows above have 3"),
+    (["forward", "x.npy", "word.txt"], "word.txt, line 2: 'x4' is not a number"),
+    (["forward", "x.npy", "missing.txt"], "no such kernel file"),
+    (["forward", "x.npy", "box5", "--padding", "valid", "--dilation", "2"],
+     "kernel 9×9 (dilated) is larger than the padded input 6×6"),
+    (["backward", "x.npy", "box3", "--grad-output", "dy.npy"],
+     "--grad-output has shape (1, 3, 5, 5) but y has shape (1, 3, 6, 6)"),
+    (["backward", "x.npy", "box3", "--loss", "mse", "--target", "g.png"],
+     "--target has shape (1, 1, 6, 6) but y has shape (1, 3, 6, 6)"),
+    (["forward", "x.npy", "sobelx"], "unknown kernel preset 'sobelx': did you mean sobel-x"),
+    (["forward", "x.npy", "box3", "--stride", "0"], "--stride must be at least 1"),
+    (["forward", "x.npy", "box3", "--dilation", "1,-2"], "--dilation must be at least 1"),
+    (["forward", "x.npy", "box3", "--stride", "a"], "--stride must be N or H,W"),
+    (["forward", "x.npy", "box3", "--padding", "1,2,3"], "--padding must be N or H,W or T,B,L,R"),
+    (["forward", "x.npy", "4d.npy", "--groups", "2"], "groups=2 does not divide 3 input channels"),
+    (["forward", "x.npy", "box3", "--out", "x.npy"], "is also an input"),
+    (["forward", "x.npy", "box3", "--out", "nowhere/y.npy"], "output folder nowhere does not exist"),
+    (["forward", "g.png", "box3", "--max-pixels", "10"],
+     "has 36 pixels, over the limit of 10 (Pillow's decompression-bomb guard): pass --max-pixels 36"),
+    (["forward", "x.npy", "box3", "--dtype", "float16"], "--dtype must be float32 or float64"),
+    (["backward", "x.npy", "box3", "--loss", "mse"], "--loss mse needs --target"),
+    (["forward", "x.npy", "box3", "--bias", "1,2"], "--bias has 2 values but there are 3"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD, ids=[m[:40] for _, m in BAD])
+def test_user_mistakes(small, monkeypatch, args, message):
+    monkeypatch.chdir(small)
+    np.save(small / "4d.npy", np.ones((2, 1, 3, 3)))
+    before = {p.name: p.read_bytes() for p in small.iterdir() if p.is_file()}
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.output
+    after = {p.name: p.read_bytes() for p in small.iterdir() if p.is_file()}
+    assert after == before                              # nothing created, nothing changed
+
+
+def test_internal_error_exits_1_and_debug_shows_traceback(small, monkeypatch):
+    monkeypatch.chdir(small)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("convcli.conv.conv2d", broken)
+    result = CliRunner().invoke(app, ["forward", "x.npy", "box3"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: internal error: RuntimeError: boom (run with --debug for the traceback, and "
+        "please report it)"]
+    result = CliRunner().invoke(app, ["--debug", "forward", "x.npy", "box3"])
+    assert isinstance(result.exception, RuntimeError)
+    assert not (small / "x.forward.npy").exists()
+
+
+def test_interrupted_write_leaves_old_file_whole(tmp_path):
+    target = tmp_path / "y.npy"
+    target.write_bytes(b"old")
+
+    def half_then_fail(file):
+        file.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, half_then_fail)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["y.npy"]      # no temporary file left
+
+
+def test_installed_script_and_python_m(tmp_path):
+    env = dict(os.environ, COLUMNS="100")
+    out = tmp_path / "cam.npy"
+    done = subprocess.run(["convcli", "forward", str(SAMPLES / "camera.png"), "box3", "--out",
+                           str(out), "--json"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["output"]["shape"] == [1, 1, 512, 512]
+    done = subprocess.run([sys.executable, "-m", "convcli", "--version"], capture_output=True,
+                          text=True)
+    assert done.stdout.strip() == "convcli 0.1.0"
+    done = subprocess.run(["convcli", "forward", str(tmp_path / "nope.png"), "box3"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
