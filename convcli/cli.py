@@ -102,7 +102,7 @@ Dilation = Annotated[str, typer.Option(help="Dilation: N or H,W (1 = none, as in
 Padding = Annotated[str, typer.Option(
     help="Padding: same, valid, full, N, H,W or T,B,L,R (top, bottom, left, right).")]
 Groups = Annotated[Optional[int], typer.Option(
-    help="Groups for a 4-D (O, C/groups, KH, KW) kernel [default: C / kernel's C].")]
+    help="Groups for a 4-D (O, C/groups, KH, KW) kernel (default: C divided by the kernel's C).")]
 Gray = Annotated[bool, typer.Option("--gray", help="Convert the image to one channel (luma).")]
 DType = Annotated[str, typer.Option(help="float64 (default: a reference tool) or float32.")]
 MaxPixels = Annotated[Optional[int], typer.Option(
@@ -110,11 +110,11 @@ MaxPixels = Annotated[Optional[int], typer.Option(
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 ImageArg = Annotated[Path, typer.Argument(
-    help="A picture (PNG, JPEG, TIFF, BMP, WebP, GIF) or a .npy array (H, W), (C, H, W) or "
+    metavar="IMAGE", help="A picture (PNG, JPEG, TIFF, BMP, WebP, GIF) or a .npy array (H, W), (C, H, W) or "
     "(N, C, H, W). 8- and 16-bit pictures become floats in [0, 1]; .npy values are used as "
     "they are.", show_default=False)]
 KernelArg = Annotated[str, typer.Argument(
-    help="A preset name (see `convcli kernels`), an inline matrix \"1 0 -1; 2 0 -2; 1 0 -1\", "
+    metavar="KERNEL", help="A preset name (see `convcli kernels`), an inline matrix \"1 0 -1; 2 0 -2; 1 0 -1\", "
     "a text file (rows of numbers; a blank line starts another output channel) or a .npy "
     "(KH, KW), (O, KH, KW) or (O, C, KH, KW).", show_default=False)]
 
@@ -257,8 +257,8 @@ def forward(
     dtype: DType = "float64",
     max_pixels: MaxPixels = None,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Where to write y (N, O, OH, OW) as .npy [default: IMAGE.forward.npy "
-        "beside the image].")] = None,
+        "--out", "-o", help="Where to write y (N, O, OH, OW) as .npy (default: IMAGE.forward.npy "
+        "beside the image).")] = None,
     png: Annotated[Optional[Path], typer.Option(
         help="Also write a picture of y: clipped to [0, 1], or, for a zero-sum kernel (Sobel, "
         "Laplacian) with negative output, mapped around mid grey (0 = grey).")] = None,
@@ -320,7 +320,7 @@ def forward(
         *[("", f"note: {note}") for note in loaded.notes],
         ("kernel", f"{_shape(w)}  {kernel_source}, groups={groups}"
                    + ("  (each channel separately)" if groups == x.shape[1] > 1 else "")),
-        ("geometry", _geometry_text(geometry)),
+        *_geometry_rows(geometry, padding),
         ("output", f"{_shape(y)}  range {_range(y)}  (input range {_range(x)})"),
         ("time", f"{seconds * 1000:.1f} ms"),
         *([("picture", mapping)] if mapping else []),
@@ -343,10 +343,12 @@ def _geometry_json(geometry, groups):
             "groups": groups}
 
 
-def _geometry_text(geometry) -> str:
+def _geometry_rows(geometry, padding_option) -> list[tuple[str, str]]:
     top, bottom, left, right = geometry.pad
-    return (f"stride {geometry.stride}, dilation {geometry.dilation}, padding applied "
-            f"(top, bottom, left, right) = ({top}, {bottom}, {left}, {right})")
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    return [("padding", f"top {top}, bottom {bottom}, left {left}, right {right}  "
+                        f"(--padding {padding_option})"),
+            ("stride", f"{sh}, {sw}  dilation {dh}, {dw}")]
 
 
 # --- backward --------------------------------------------------------------------------------
@@ -373,8 +375,8 @@ def backward(
     target: Annotated[Optional[Path], typer.Option(
         help="T for --loss mse: an image or .npy of y's shape.")] = None,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Where to write the .npz [default: IMAGE.backward.npz beside the "
-        "image].")] = None,
+        "--out", "-o", help="Where to write the .npz (default: IMAGE.backward.npz beside the "
+        "image).")] = None,
     png_dx: Annotated[Optional[Path], typer.Option(
         help="Also write a picture of dL/dx (mapped around mid grey when signed).")] = None,
     json_output: Json = False,
@@ -447,11 +449,12 @@ def backward(
         ("input", f"{_shape(x)}  {loaded.source}"),
         *[("", f"note: {note}") for note in loaded.notes],
         ("kernel", f"{_shape(w)}  {kernel_source}, groups={groups}"),
-        ("geometry", _geometry_text(geometry)),
+        *_geometry_rows(geometry, padding),
         ("output", f"y {_shape(y)}"),
         ("loss", loss_text + ("" if loss_value is None else f";  L = {loss_value:.6g}")),
         *[(f"‖{name}‖", f"{value:.6g}") for name, value in norms.items()],
-        ("grad_bias", ", ".join(f"{v:.6g}" for v in db[:8]) + (" ⋯" if db.size > 8 else "")),
+        *([("grad_bias", ", ".join(f"{v:.6g}" for v in db[:8]) + (" ⋯" if db.size > 8 else ""))]
+          if db.size > 1 else []),
         ("time", f"{seconds * 1000:.1f} ms"),
         ("written", ", ".join(written)),
     ]
