@@ -207,6 +207,16 @@ def _console(quiet: bool = False):
     return Console(quiet=quiet, highlight=False)
 
 
+def working(message: str, *, quiet: bool):
+    """A spinner while long work runs, only on a terminal (nothing when piped or --quiet)."""
+    import contextlib
+
+    console = _console(quiet)
+    if quiet or not console.is_terminal:
+        return contextlib.nullcontext()
+    return console.status(message)
+
+
 def _range(array) -> str:
     import numpy as np
 
@@ -288,7 +298,8 @@ def forward(
     b = parse_bias(bias, w.shape[0])
     b = None if b is None else b.astype(x.dtype)
     start = time.perf_counter()
-    y = conv2d(x, w, b, groups=groups, **options)
+    with working("computing y = x ⋆ w", quiet=quiet or json_output):
+        y = conv2d(x, w, b, groups=groups, **options)
     seconds = time.perf_counter() - start
     geometry = resolve(x.shape[2:], w.shape[2:], **options)
 
@@ -418,7 +429,8 @@ def backward(
         dy = np.ones_like(y)
         loss_value, loss_text = float(np.sum(y)), "L = Σy, dL/dy = 1"
     dy = dy.astype(x.dtype)
-    dx, dw, db = conv2d_backward(dy, x, w, groups=groups, **options)
+    with working("computing dL/dx, dL/dw, dL/db", quiet=quiet or json_output):
+        dx, dw, db = conv2d_backward(dy, x, w, groups=groups, **options)
     seconds = time.perf_counter() - start
     geometry = resolve(x.shape[2:], w.shape[2:], **options)
 

@@ -76,8 +76,11 @@ def _load_picture(path: Path, max_pixels) -> LoadedImage:
             # Pillow only warns between 1× and 2× its limit; convcli refuses there too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                image = ImageOps.exif_transpose(image)
-                return _picture_array(image, path)
+                frames = getattr(image, "n_frames", 1)
+                loaded = _picture_array(ImageOps.exif_transpose(image), path)
+                if frames > 1:
+                    loaded.notes.append(f"first of {frames} frames")
+                return loaded
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         size = re.search(r"\((\d+) pixels\)", str(error))
         pixels = size.group(1) if size else "too many"
@@ -100,8 +103,6 @@ def _picture_array(image, path: Path) -> LoadedImage:
     """A Pillow image in any mode -> (1, C, H, W) float64, 8/16-bit scaled to [0, 1]."""
     notes = []
     mode = image.mode
-    if getattr(image, "n_frames", 1) > 1:
-        notes.append(f"first of {image.n_frames} frames")
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
         notes.append("palette converted to colours")

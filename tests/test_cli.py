@@ -335,3 +335,20 @@ def test_installed_script_and_python_m(tmp_path):
     done = subprocess.run(["convcli", "forward", str(tmp_path / "nope.png"), "box3"],
                           capture_output=True, text=True, env=env)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("extension", ["bmp", "tif", "webp", "gif"])
+def test_forward_reads_other_formats(tmp_path, pixels, extension):
+    image = Image.fromarray(pixels, "RGB")
+    if extension == "gif":                              # two frames: the first one is used
+        frames = [image.quantize(colors=32), image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)]
+        frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+        expected = np.asarray(frames[0].convert("RGB"))
+    else:
+        image.save(tmp_path / f"a.{extension}", **({"lossless": True} if extension == "webp" else {}))
+        expected = pixels
+    out = tmp_path / "y.npy"
+    result = run("forward", tmp_path / f"a.{extension}", "identity", "--out", out)
+    np.testing.assert_array_equal(np.load(out)[0], expected.transpose(2, 0, 1) / 255.0)
+    if extension == "gif":
+        assert "first of 2 frames" in result.stdout
