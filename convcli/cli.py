@@ -534,6 +534,133 @@ def _short(value) -> str:
     return f"{float(fraction):g}" if fraction.denominator == 1 else str(fraction)
 
 
+# --- gradcheck -------------------------------------------------------------------------------
+
+
+GRADCHECK_HELP = (
+    "Prove dL/dx, dL/dw and dL/db by finite differences; exit 0 if all pass, 1 if any fails, 2 "
+    "for a usage error.\n\n"
+    "The loss is L = Σ(y ⊙ g), g a random, non-uniform dL/dy (seeded). For each checked "
+    "coordinate v of x, w and b, the numeric gradient (L(v + eps) − L(v − eps)) / 2eps (central "
+    "differences, in float64 unless --dtype float32) is compared with conv2d_backward's: it "
+    "passes when "
+    "|analytic − numeric| ≤ atol + rtol·|numeric| (torch.autograd.gradcheck's rule). Each "
+    "configuration also checks that the two dL/dx routes (col2im, and the flipped-kernel "
+    "convolution) agree, and the adjoint identity ⟨conv2d(x, w), g⟩ = ⟨x, dL/dx⟩.\n\n"
+    "With no arguments: the built-in suite of named configurations (every padding form, "
+    "strides 1 to 3, dilation, groups, ...), every coordinate. With IMAGE KERNEL: your own "
+    "data and geometry, --samples coordinates of each tensor."
+)
+
+
+@app.command(help=GRADCHECK_HELP,
+             epilog="Examples: convcli gradcheck  (the built-in suite, as CI runs it);  "
+             "convcli gradcheck samples/camera.png sobel-x --stride 2 --samples 500",
+             context_settings=KERNEL_ARG_SETTINGS)
+@handle_errors
+def gradcheck(
+    image: Annotated[Optional[Path], typer.Argument(
+        metavar="[IMAGE]", help="Check your own case: a picture or .npy, as for forward. "
+        "Without IMAGE and KERNEL, run the built-in suite.", show_default=False)] = None,
+    kernel: Annotated[Optional[str], typer.Argument(
+        metavar="[KERNEL]", help="The kernel, as for forward.", show_default=False)] = None,
+    stride: Stride = None,
+    padding: Annotated[Optional[str], typer.Option(
+        help="Padding: same (the default), valid, full, N, H,W or T,B,L,R.")] = None,
+    dilation: Dilation = None,
+    groups: Groups = None,
+    bias: Annotated[Optional[str], typer.Option(
+        help="b: one number, or one per output channel (default 0; dL/db is checked either "
+        "way).")] = None,
+    gray: Gray = False,
+    max_pixels: MaxPixels = None,
+    samples: Annotated[Optional[int], typer.Option(
+        help="Coordinates of each of x, w, b to check (chosen at random, always with the "
+        "corners and border pixels); default 200. The suite checks every coordinate.")] = None,
+    eps: Annotated[Optional[float], typer.Option(
+        help="Central-difference step (default 1e-6; float32: 1e-2).")] = None,
+    atol: Annotated[Optional[float], typer.Option(
+        help="Absolute tolerance (default 1e-5; float32: 1e-3).")] = None,
+    rtol: Annotated[Optional[float], typer.Option(
+        help="Relative tolerance (default 1e-3; float32: 3e-3).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of g = dL/dy, the data and the samples.")] = 0,
+    dtype: Annotated[str, typer.Option(
+        help="float64 (the default: a proof) or float32 (looser, with a warning).")] = "float64",
+    json_output: Json = False,
+    quiet: Quiet = False,
+):
+    """Prove dL/dx, dL/dw and dL/db by finite differences (the method: GRADCHECK_HELP)."""
+    import numpy as np
+    from rich.console import Console
+
+    from . import gradcheck as checks
+    from . import gradcheck_render as render
+    from .geometry import resolve
+
+    if dtype not in ("float32", "float64"):
+        raise _input_error(f"--dtype must be float32 or float64, got {dtype!r}")
+    if image is not None and str(image).startswith("--"):  # let through by KERNEL_ARG_SETTINGS
+        raise _input_error(f"no such option: {image} (see convcli gradcheck --help)")
+    if image is not None and kernel is None:
+        raise _input_error("give a KERNEL after IMAGE (or neither, for the built-in suite)")
+    settings = dict(seed=seed, eps=eps, atol=atol, rtol=rtol, dtype=dtype)
+    console = _console(quiet or json_output)
+    bar = render.LateProgress(Console(stderr=True), "gradcheck",
+                              enabled=not (quiet or json_output))
+    start = time.perf_counter()
+    header = []
+    if image is None:
+        given = [f"--{name.replace('_', '-')}" for name, value in (
+            ("stride", stride), ("padding", padding), ("dilation", dilation), ("groups", groups),
+            ("bias", bias), ("gray", gray or None), ("max_pixels", max_pixels),
+            ("samples", samples)) if value is not None]
+        if given:
+            raise _input_error(f"{', '.join(given)} apply to IMAGE KERNEL; the built-in suite "
+                               "has its own configurations")
+        try:
+            report = checks.run_suite(progress=bar, **settings)
+        finally:
+            bar.close()
+        described = {"suite": "built-in", "configurations": report.configurations}
+    else:
+        options = geometry_options(stride or "1", padding or "same", dilation or "1")
+        loaded, w, groups, kernel_source = load_problem(image, kernel, gray=gray, dtype=dtype,
+                                                        max_pixels=max_pixels, groups=groups)
+        x = loaded.array
+        b = parse_bias(bias, w.shape[0])
+        b = (b if b is not None else np.zeros(w.shape[0])).astype(x.dtype)
+        try:
+            report = checks.check_case(x, w, b, groups=groups, name=image.name, progress=bar,
+                                       samples=200 if samples is None else samples,
+                                       **options, **settings)
+        finally:
+            bar.close()
+        geometry = resolve(x.shape[2:], w.shape[2:], **options)
+        described = {"input": {"path": str(image), "shape": list(x.shape),
+                               "notes": loaded.notes},
+                     "kernel": {"source": kernel_source, "shape": list(w.shape)},
+                     "geometry": _geometry_json(geometry, groups)}
+        header = [("input", f"{_shape(x)}  {loaded.source}"),
+                  *[("", f"note: {note}") for note in loaded.notes],
+                  ("kernel", f"{_shape(w)}  {kernel_source}, groups={groups}"),
+                  *_geometry_rows(geometry, padding or "same")]
+    seconds = time.perf_counter() - start
+
+    for warning in report.warnings:
+        _stderr().print(f"[bold yellow]warning:[/] {warning}")
+    if json_output:
+        _print_json({**described, **report.to_dict(), "seconds": round(seconds, 6)})
+    else:
+        if header:
+            console.print(_summary_table(header))
+        console.print(render.results_table(report))
+        for table in render.failure_tables(report):
+            console.print(table)
+        console.print(render.verdict(report, seconds))
+    if not report.passed:
+        raise typer.Exit(1)
+
+
 def main():
     """The console script's entry point."""
     app()

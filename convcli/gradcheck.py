@@ -173,7 +173,8 @@ def check_case(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, sampl
     samples: None checks every coordinate; K checks K coordinates of each tensor chosen at random
     (seeded), always including the corners and border pixels, so a 512×512 image takes seconds.
     The data are cast to dtype; g is drawn from ``seed``. Other arguments as in run_suite;
-    progress is called as ``progress(done, total)`` over the coordinates.
+    progress is called as ``progress(done, total)``; its units are the coordinates, the backward
+    call and the routes check.
 
     >>> x = np.random.default_rng(0).standard_normal((1, 1, 64, 64))
     >>> report = check_case(x, np.ones((1, 1, 3, 3)), padding="same", samples=20)
@@ -261,7 +262,7 @@ def _check_into(report, name, x, w, b, options, backward, rng, samples, progress
     }
     if b is not None:
         coords["grad_bias"] = sample_coordinates(b.shape, samples, rng)
-    total = sum(len(c) for c in coords.values())
+    total = sum(len(c) for c in coords.values()) + 2  # the coordinates, the backward, the routes
     done = 0
 
     def advance(count):
@@ -269,6 +270,8 @@ def _check_into(report, name, x, w, b, options, backward, rng, samples, progress
         done += count
         if progress is not None:
             progress(done, total)
+
+    advance(1)
 
     forward = _CentralDifferences(x, w, b, g, geometry, groups, report.eps)
     numeric_of = {"grad_input": forward.input_differences,
@@ -292,6 +295,7 @@ def _check_into(report, name, x, w, b, options, backward, rng, samples, progress
     by_flip = grad_input_flipped(g, x.shape, w, **options)
     report.results.append(_compare(name, ROUTES, by_col2im.reshape(-1), by_flip.reshape(-1),
                                    x.shape, x.size, report.atol, report.rtol))
+    advance(1)
 
     # Adjoint: <conv2d(x, w), g> = <x, dL/dx>, dx from the backward under test.
     dx = np.asarray(analytic[0])

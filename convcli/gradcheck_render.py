@@ -1,0 +1,115 @@
+"""Draw a gradcheck Report (gradcheck.py) with rich: the results table, the worst coordinates of
+each failure, a one-line verdict, and a progress bar that appears only on a terminal and only
+once a run has taken more than a second. No maths here, only layout.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from rich import box
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+PASS, FAIL = "✓", "✗"
+
+
+def results_table(report) -> Table:
+    """One row per result: configuration, tensor, coordinates checked, errors, verdict (the
+    error / tolerance ratios are in the failure tables and the JSON)."""
+    table = Table(box=box.SIMPLE_HEAD, title=f"gradcheck ({report.dtype}, eps {report.eps:g}, "
+                  f"|a − n| ≤ {report.atol:g} + {report.rtol:g}·|n|)")
+    table.add_column("configuration", min_width=13)
+    table.add_column("tensor", no_wrap=True)
+    table.add_column("checked", justify="right", no_wrap=True)
+    table.add_column("max abs err", justify="right")
+    table.add_column("max rel err", justify="right")
+    table.add_column("", justify="center")
+    previous = None
+    for result in report.results:
+        if previous is not None and result.configuration != previous:
+            table.add_section()
+        name = result.configuration if result.configuration != previous else ""
+        previous = result.configuration
+        table.add_row(name, result.tensor, _checked(result), _number(result.max_abs_err),
+                      _number(result.max_rel_err), PASS if result.passed else f"[bold red]{FAIL}[/]")
+    return table
+
+
+def failure_tables(report) -> list[Table]:
+    """For each failing result, its worst few coordinates, analytic and numeric side by side."""
+    tables = []
+    for result in report.failures:
+        title = f"{FAIL} {result.configuration}: {result.tensor}"
+        if result.note:
+            title += f" ({result.note})"
+        analytic, numeric = _value_names(result.tensor)
+        table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+        table.add_column("index")
+        table.add_column(analytic, justify="right")
+        table.add_column(numeric, justify="right")
+        table.add_column("|a − n|", justify="right")
+        table.add_column("err/tol", justify="right")
+        for worst in result.worst:
+            table.add_row(str(list(worst.index)), f"{worst.analytic:.8g}", f"{worst.numeric:.8g}",
+                          _number(worst.abs_err), _number(worst.ratio, ".3g"))
+        tables.append(table)
+    return tables
+
+
+def verdict(report, seconds: float) -> str:
+    configurations = len({r.configuration for r in report.results})
+    count = len(report.results)
+    where = f"{configurations} configuration{'s' if configurations != 1 else ''}"
+    if report.passed:
+        return f"[bold green]{PASS}[/] all {count} checks passed ({where}, {seconds:.2f} s)"
+    return (f"[bold red]{FAIL}[/] {len(report.failures)} of {count} checks failed ({where}, "
+            f"{seconds:.2f} s)")
+
+
+def _checked(result) -> str:
+    if result.checked == result.size:
+        return f"{result.size:,}"
+    return f"{result.checked:,} of {result.size:,}"
+
+
+def _number(value, spec=".2e") -> str:
+    return format(value, spec) if math.isfinite(value) else str(value)
+
+
+def _value_names(tensor):
+    if tensor == "routes_agree":
+        return "col2im route", "flipped route"
+    if tensor == "adjoint":
+        return "⟨x, dL/dx⟩", "⟨conv2d(x, w), g⟩"
+    return "analytic", "numeric"
+
+
+class LateProgress:
+    """A ``progress(done, total)`` callback that shows a rich bar only on a terminal, and only
+    once the run has taken longer than ``delay`` seconds; ``close()`` removes it."""
+
+    def __init__(self, console, description: str, *, enabled: bool = True, delay: float = 1.0):
+        self.console, self.description, self.delay = console, description, delay
+        self.enabled = enabled and console.is_terminal
+        self.start = time.perf_counter()
+        self.bar = self.task = None
+
+    def __call__(self, done: int, total: int):
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.perf_counter() - self.start < self.delay:
+                return
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(),
+                                console=self.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.description, total=total)
+        self.bar.update(self.task, completed=done, total=total)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
