@@ -123,10 +123,11 @@ def failing(report):
     return {(r.configuration, r.tensor) for r in report.results if not r.passed}
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("bug", BUGS)
-def test_each_planted_bug_fails_on_the_right_tensor(bug):
+def test_each_planted_bug_fails_on_the_right_tensor(bug, dtype):
     backward, tensor, allowed, breaks = BUGS[bug]
-    report = run_suite(backward)
+    report = run_suite(backward, dtype=dtype)
     assert not report.passed
     failed = failing(report)
     assert {t for _, t in failed} <= allowed | {tensor}, failed
@@ -278,14 +279,24 @@ def test_user_case_reports_counts_and_is_reproducible():
     assert again.to_dict() == report.to_dict()
 
 
-def test_float32_warns_and_still_catches_a_one_percent_error():
+def test_float32_warns_and_passes_a_correct_backward_with_a_margin():
+    """(The teeth in float32 are in test_each_planted_bug_fails_on_the_right_tensor.)"""
     report = run_suite(dtype="float32")
     assert report.passed
-    assert max(r.max_ratio for r in report.results) < 0.5
+    assert max(r.max_ratio for r in report.results) < 0.1  # measured ~2e-3
     assert report.warnings and "float32" in report.warnings[0]
-    assert (report.eps, report.atol, report.rtol) == (1e-2, 1e-3, 3e-3)
-    wrong = run_suite(BUGS["dw off by 1%"][0], dtype="float32")
-    assert {t for _, t in failing(wrong)} == {"grad_weight"}
+    assert (report.eps, report.atol, report.rtol) == (0.1, 1e-2, 3e-3)
+    assert run_suite().warnings == []
+
+
+def test_float32_margin_on_a_large_image():
+    """Where float32's rounding adds up: a 256×256 RGB image, every weight of a 4×3×5×5 kernel."""
+    rng = np.random.default_rng(3)
+    x, w, b = rng.random((1, 3, 256, 256)), rng.standard_normal((4, 3, 5, 5)), np.zeros(4)
+    report = check_case(x, w, b, padding="same", samples=50, dtype="float32", seed=4)
+    assert report.passed
+    assert max(r.max_ratio for r in report.results) < 0.1, [  # measured 0.01
+        (r.tensor, r.max_abs_err, r.max_ratio) for r in report.results]
 
 
 def test_nan_and_wrong_shapes_fail_without_crashing():
