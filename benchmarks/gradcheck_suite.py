@@ -57,7 +57,8 @@ def main():
         w = rng.standard_normal(w_shape)
         b = rng.standard_normal(w_shape[0])
         report, best, median = timed(
-            lambda: check_case(x, w, b, padding="same", groups=groups, samples=args.samples),
+            lambda w=w, b=b, groups=groups: check_case(x, w, b, padding="same", groups=groups,
+                                                       samples=args.samples),
             max(1, args.repeat // 2))
         print(f"check_case 1×3×512×512, w {'×'.join(map(str, w_shape))}, groups {groups}, "
               f"samples {args.samples}: passed={report.passed}: best {best:.2f} s, "

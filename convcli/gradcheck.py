@@ -206,26 +206,20 @@ def sample_coordinates(shape, samples, rng) -> np.ndarray:
         return np.indices(shape).reshape(len(shape), -1).T
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
-    forced = []
     if len(shape) == 1:
         forced = [(0,), (shape[0] - 1,)]
     else:
         *lead, height, width = shape
 
-        def point(row, col, first=None):
-            heads = [0 if first else s - 1 for s in lead] if first is not None else [
-                int(rng.integers(s)) for s in lead]
-            return (*heads, row, col)
+        def point(row, col, heads=None):  # heads: the leading indices, random if None
+            return (*([int(rng.integers(s)) for s in lead] if heads is None else heads), row, col)
 
-        for first in (True, False):
-            forced += [point(r, c, first) for r in (0, height - 1) for c in (0, width - 1)]
-        for edge_points in ((0, None), (height - 1, None), (None, 0), (None, width - 1)):
-            for col_or_row in (None, "random"):
-                row, col = edge_points
-                along = width if row is not None else height
-                spot = along // 2 if col_or_row is None else int(rng.integers(along))
-                forced.append(point(row if row is not None else spot,
-                                    col if col is not None else spot))
+        first, last = [0] * len(lead), [s - 1 for s in lead]
+        forced = [point(row, col, heads) for heads in (first, last)
+                  for row in (0, height - 1) for col in (0, width - 1)]
+        for row, col in ((height // 2, width // 2),
+                         (int(rng.integers(height)), int(rng.integers(width)))):
+            forced += [point(0, col), point(height - 1, col), point(row, 0), point(row, width - 1)]
     flat = list(dict.fromkeys(np.ravel_multi_index(np.array(forced).T, shape).tolist()))
     wanted = max(samples, len(flat))
     chosen = set(flat)
@@ -332,15 +326,16 @@ class _CentralDifferences:
         # by rows i in [ceil((p − span + 1) / sh), floor(p / sh)], clipped to [0, OH). Those
         # rows read padded rows [i0·sh, i1·sh + span): the crop that gives them exactly.
         blocks = defaultdict(list)  # crop shape -> [(k, n, c, row, col, i0, i1, j0, j1)]
-        for k, (n, c, h, w) in enumerate(index.tolist()):
-            spans = zip((h + top, w + left), (sh, sw), geo.dilated_kernel_size, (oh, ow))
+        for k, (n, c, row, col) in enumerate(index.tolist()):
+            spans = zip((row + top, col + left), (sh, sw), geo.dilated_kernel_size, (oh, ow))
             (i0, i1), (j0, j1) = [(max(0, -((span - 1 - p) // s)), min(size - 1, p // s))
                                   for p, s, span, size in spans]
             if i0 > i1 or j0 > j1:
                 continue  # no window reads this pixel: L does not depend on it
             shape = ((i1 - i0) * sh + geo.dilated_kernel_size[0],
                      (j1 - j0) * sw + geo.dilated_kernel_size[1])
-            blocks[shape].append((k, n, c, h + top - i0 * sh, w + left - j0 * sw, i0, i1, j0, j1))
+            blocks[shape].append((k, n, c, row + top - i0 * sh, col + left - j0 * sw,
+                                  i0, i1, j0, j1))
         for (crop_h, crop_w), members in blocks.items():
             for part in _chunks(members, self._per_call(crop_h * crop_w * self.w.shape[0])):
                 crops = np.stack([self.x_padded[n, :, i0 * sh: i0 * sh + crop_h,
