@@ -10,23 +10,49 @@
 Layout and meaning are those of ``torch.nn.functional.conv2d``: x (N, C, H, W),
 w (O, C/groups, KH, KW), b (O,), y (N, O, OH, OW). The forward pass is a cross-correlation:
 the kernel is *not* flipped. M = N·OH·OW below is the number of output pixels.
+
+Speed and memory: X_col has KH·KW times as many numbers as x, so it is never built whole. The
+output is cut into chunks of batch items and output rows (``geometry.chunks``) whose piece of
+X_col fits ``memory_budget`` bytes (default 256 MiB, split between the threads); each chunk copies
+its piece (as X_colᵀ, (C·KH·KW, rows·OW), see im2col.py), multiplies, and moves on. Chunks run on a
+small thread pool (NumPy's copies and BLAS release the GIL): ``threads()`` says how many. When
+each output channel reads one input channel (C = O = 1, or depthwise), the product has one row
+and BLAS is memory-bound on it: those layers sum KH·KW shifted slices instead, with no X_col.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from functools import partial
+
 import numpy as np
 
-from .geometry import Geometry, resolve
-from .im2col import col2im_geometry, im2col_geometry
+from .geometry import Geometry, chunks, resolve
+from .im2col import col2im_t_add, columns_t, pad_input, windows_t
+
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+"""Bytes of scratch (pieces of X_col) that conv2d and conv2d_backward may hold at once."""
+
+# Largest piece of X_col per chunk, whatever the budget: a few MiB keeps both cores busy
+# (one copies while the other multiplies) and the copy near the caches. The shifted-slice path
+# works on pieces of the output about the size of a core's L2 cache.
+_GEMM_CHUNK_BYTES = 8 * 2**20
+_SHIFTED_CHUNK_BYTES = 256 * 2**10
 
 
-def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
+           memory_budget=DEFAULT_MEMORY_BUDGET) -> np.ndarray:
     """2-D convolution as deep learning means it: y = x ⋆ w + b, a cross-correlation (no flip).
 
     x (N, C, H, W), w (O, C/groups, KH, KW), b (O,) or None -> y (N, O, OH, OW).
     stride and dilation: an int or (h, w); padding: an int, (h, w), (top, bottom, left, right),
     "valid", "same" or "full"; groups divides C and O (groups = C is depthwise).
     float32 stays float32, float64 stays float64; integers and bools compute in float64.
+    memory_budget: bytes of scratch for pieces of X_col (at least one output row's worth is
+    used even when the budget is smaller).
 
     >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
     >>> conv2d(x, np.array([[[[1.0, 0.0], [0.0, -1.0]]]]))
@@ -36,61 +62,132 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1) -> np.nda
     x, w, b = as_float(x, w, b)
     geometry = check_shapes(x, w, b, stride=stride, padding=padding, dilation=dilation,
                             groups=groups)
-    n, o, (oh, ow) = x.shape[0], w.shape[0], geometry.output_size
-    cols = im2col_geometry(x, geometry)                             # (M, C·KH·KW)
-    y_rows = _matmul(_per_group(cols, groups), _per_group_weights(w, groups).transpose(0, 2, 1))
-    y_rows = _merge_groups(y_rows)                                  # (M, O)
+    _check_budget(memory_budget)
+    n, c, o, (oh, ow) = x.shape[0], x.shape[1], w.shape[0], geometry.output_size
+    x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
+    y = np.empty((n, o, oh, ow), dtype=x.dtype)
+    if _one_channel_each(w, groups):
+        task = partial(_forward_shifted_chunk, x_padded=x_padded, w=w, b=b, y=y,
+                       geometry=geometry)
+        _run(task, n, oh, c * ow, _SHIFTED_CHUNK_BYTES, memory_budget, x.dtype)
+    else:
+        task = partial(_forward_chunk, x_padded=x_padded, w=w, b=b, y=y, geometry=geometry,
+                       groups=groups)
+        _run(task, n, oh, w.shape[1] * groups * w[0, 0].size * ow, _GEMM_CHUNK_BYTES,
+             memory_budget, x.dtype)
+    return y
+
+
+def _forward_chunk(chunk, scratch, *, x_padded, w, b, y, geometry, groups):
+    """Y = X_col · W for one chunk, computed as Yᵀ = Wᵀ · X_colᵀ so that it lands in y's layout."""
+    cols_t = columns_t(x_padded, geometry, chunk, scratch)         # (n, C·KH·KW, P), P = rows·OW
+    y_chunk = _chunk_of(y, chunk, groups)                           # (n, G, Og, P), a view of y
+    # per group: (G, Og, Kg) · (n, G, Kg, P) -> (n, G, Og, P)
+    _matmul(_per_group_weights(w, groups), _split_groups(cols_t, groups), out=y_chunk)
     if b is not None:
-        y_rows += b
-    # (M, O) -> (N, OH, OW, O) -> (N, O, OH, OW)
-    return np.ascontiguousarray(y_rows.reshape(n, oh, ow, o).transpose(0, 3, 1, 2))
+        y_chunk += b.reshape(groups, -1, 1)
+
+
+def _forward_shifted_chunk(chunk, scratch, *, x_padded, w, b, y, geometry):
+    """y[:, c] = Σ_{kh, kw} w[c, 0, kh, kw] · x_padded[:, c] shifted by (kh, kw): one chunk,
+    for layers where output channel c reads input channel c only (O = C = groups)."""
+    items, rows = chunk
+    taps = windows_t(x_padded, geometry)[items, :, :, :, rows]    # (n, C, KH, KW, rows, OW)
+    y_chunk = y[items, :, rows]                                     # (n, C, rows, OW)
+    product = scratch[: y_chunk.size].reshape(y_chunk.shape)
+    weights = w[:, 0, :, :, None, None]                             # (C, KH, KW, 1, 1)
+    kh, kw = geometry.kernel_size
+    np.multiply(taps[:, :, 0, 0], weights[:, 0, 0], out=y_chunk)
+    for i in range(kh):
+        for j in range(kw):
+            if i or j:
+                np.multiply(taps[:, :, i, j], weights[:, i, j], out=product)
+                y_chunk += product
+    if b is not None:
+        y_chunk += b[:, None, None]
 
 
 def conv2d_backward(grad_output, x, w, *, stride=1, padding=0, dilation=1, groups=1,
-                    grad_input_route="auto"):
+                    grad_input_route="auto", memory_budget=DEFAULT_MEMORY_BUDGET):
     """The three gradients of y = conv2d(x, w, b) for a given dL/dy.
 
     grad_output (N, O, OH, OW), x (N, C, H, W), w (O, C/groups, KH, KW)
     -> (dL/dx (N, C, H, W), dL/dw (O, C/groups, KH, KW), dL/db (O,)).
 
-    grad_input_route: "col2im" (dL/dx = col2im(dL/dy · W)), "flipped" (dL/dx = dL/dy, dilated by
+    grad_input_route: "col2im" (dL/dx = col2im(dL/dY · W)), "flipped" (dL/dx = dL/dy, dilated by
     the stride, fully correlated with the flipped, channel-swapped kernel) or "auto" (flipped at
     stride 1, col2im otherwise: the faster one measured on each).
+    memory_budget: bytes of scratch, as in conv2d.
     """
     grad_output, x, w = as_float(grad_output, x, w)
     geometry = check_shapes(x, w, None, stride=stride, padding=padding, dilation=dilation,
                             groups=groups)
     _check_grad_output(grad_output, x, w, geometry)
-    gy_rows = _rows(grad_output)                                    # (M, O)
-    cols = im2col_geometry(x, geometry)                             # (M, C·KH·KW)
-
-    # dL/dW = X_colᵀ · dL/dY, per group: (Kg, M) · (M, Og) -> (Kg, Og), stored as (Og, Kg)
-    grad_w = _matmul(_per_group(cols, groups).transpose(0, 2, 1), _per_group(gy_rows, groups))
-    grad_weight = np.ascontiguousarray(grad_w.transpose(0, 2, 1)).reshape(w.shape)
-    grad_bias = grad_output.sum(axis=(0, 2, 3))
-    del cols
-
+    _check_budget(memory_budget)
     if grad_input_route == "auto":
         grad_input_route = "flipped" if geometry.stride == (1, 1) else "col2im"
-    if grad_input_route == "col2im":
-        grad_input = _grad_input_col2im(gy_rows, x.shape, w, geometry, groups)
-    elif grad_input_route == "flipped":
-        grad_input = _grad_input_flipped(grad_output, x.shape, w, geometry, groups)
-    else:
+    if grad_input_route not in ("col2im", "flipped"):
         raise ValueError(
             f"grad_input_route must be 'auto', 'col2im' or 'flipped', got {grad_input_route!r}"
         )
+    grad_output = np.ascontiguousarray(grad_output)
+
+    grad_weight = _grad_weight(grad_output, x, w, geometry, groups, memory_budget)
+    grad_bias = grad_output.sum(axis=(0, 2, 3))
+    grad_input = (_grad_input_col2im if grad_input_route == "col2im" else _grad_input_flipped)(
+        grad_output, x.shape, w, geometry, groups, memory_budget)
     return grad_input, grad_weight, grad_bias
 
 
-def grad_input_col2im(grad_output, x_shape, w, *, stride=1, padding=0, dilation=1, groups=1):
+def _grad_weight(grad_output, x, w, geometry: Geometry, groups, memory_budget):
+    """dL/dW = X_colᵀ · dL/dY, summed over chunks of output pixels -> (O, C/g, KH, KW)."""
+    n, c, (oh, ow) = x.shape[0], x.shape[1], geometry.output_size
+    x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
+    if _one_channel_each(w, groups):
+        task = partial(_grad_weight_shifted_chunk, x_padded=x_padded, grad_output=grad_output,
+                       geometry=geometry)
+        grad_w = _run(task, n, oh, c * ow, _SHIFTED_CHUNK_BYTES, memory_budget, x.dtype)
+    else:
+        task = partial(_grad_weight_chunk, x_padded=x_padded, grad_output=grad_output,
+                       geometry=geometry, groups=groups)
+        grad_w = _run(task, n, oh, c * w[0, 0].size * ow, _GEMM_CHUNK_BYTES, memory_budget,
+                      x.dtype)
+    return grad_w.reshape(w.shape)
+
+
+def _grad_weight_chunk(chunk, scratch, *, x_padded, grad_output, geometry, groups):
+    """One chunk's part of dL/dW = X_colᵀ · dL/dY, as its transpose dL/dYᵀ · X_col."""
+    cols_t = columns_t(x_padded, geometry, chunk, scratch)         # (n, C·KH·KW, P)
+    grad_y = _chunk_of(grad_output, chunk, groups)                  # (n, G, Og, P)
+    # per group: (n, G, Og, P) · (n, G, P, Kg) -> (n, G, Og, Kg), summed over the n items
+    return _matmul(grad_y, _split_groups(cols_t, groups).swapaxes(-1, -2)).sum(axis=0)
+
+
+def _grad_weight_shifted_chunk(chunk, scratch, *, x_padded, grad_output, geometry):
+    """dL/dw[c, 0, kh, kw] = Σ dL/dy[:, c] · x_padded[:, c] shifted by (kh, kw), for one chunk."""
+    items, rows = chunk
+    taps = windows_t(x_padded, geometry)[items, :, :, :, rows]    # (n, C, KH, KW, rows, OW)
+    grad_y = grad_output[items, :, rows]                            # (n, C, rows, OW)
+    product = scratch[: grad_y.size].reshape(grad_y.shape)
+    kh, kw = geometry.kernel_size
+    grad_w = np.empty((grad_y.shape[1], 1, kh, kw), dtype=grad_y.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            np.multiply(taps[:, :, i, j], grad_y, out=product)
+            grad_w[:, 0, i, j] = product.sum(axis=(0, 2, 3))
+    return grad_w
+
+
+def grad_input_col2im(grad_output, x_shape, w, *, stride=1, padding=0, dilation=1, groups=1,
+                      memory_budget=DEFAULT_MEMORY_BUDGET):
     """dL/dx by route 1: col2im(dL/dY · W). grad_output (N, O, OH, OW) -> (N, C, H, W)."""
     grad_output, w, geometry = _prepare_grad_input(grad_output, x_shape, w, stride, padding,
-                                                   dilation, groups)
-    return _grad_input_col2im(_rows(grad_output), tuple(x_shape), w, geometry, groups)
+                                                   dilation, groups, memory_budget)
+    return _grad_input_col2im(grad_output, tuple(x_shape), w, geometry, groups, memory_budget)
 
 
-def grad_input_flipped(grad_output, x_shape, w, *, stride=1, padding=0, dilation=1, groups=1):
+def grad_input_flipped(grad_output, x_shape, w, *, stride=1, padding=0, dilation=1, groups=1,
+                       memory_budget=DEFAULT_MEMORY_BUDGET):
     """dL/dx by route 2: dL/dy ⋆ flip_kernel(w), a full correlation, cropped to x's shape.
 
     grad_output (N, O, OH, OW) -> (N, C, H, W). At stride > 1, dL/dy is first dilated by the
@@ -98,8 +195,8 @@ def grad_input_flipped(grad_output, x_shape, w, *, stride=1, padding=0, dilation
     stride 1.
     """
     grad_output, w, geometry = _prepare_grad_input(grad_output, x_shape, w, stride, padding,
-                                                   dilation, groups)
-    return _grad_input_flipped(grad_output, tuple(x_shape), w, geometry, groups)
+                                                   dilation, groups, memory_budget)
+    return _grad_input_flipped(grad_output, tuple(x_shape), w, geometry, groups, memory_budget)
 
 
 def flip_kernel(w, groups=1) -> np.ndarray:
@@ -126,14 +223,35 @@ def dilate(grad_output, stride) -> np.ndarray:
     return dilated
 
 
-def _grad_input_col2im(gy_rows, x_shape, w, geometry: Geometry, groups):
-    # dL/dX_col = dL/dY · W, per group: (M, Og) · (Og, Kg) -> (M, Kg)
-    grad_cols = _merge_groups(_matmul(_per_group(gy_rows, groups), _per_group_weights(w, groups)))
-    return col2im_geometry(grad_cols, x_shape, geometry)
-
-
-def _grad_input_flipped(grad_output, x_shape, w, geometry: Geometry, groups):
+def _grad_input_col2im(grad_output, x_shape, w, geometry: Geometry, groups, memory_budget):
+    """dL/dX = col2im(dL/dX_col), dL/dX_col = dL/dY · W, built and scattered chunk by chunk."""
     n, c, height, width = x_shape
+    top, _, left, _ = geometry.pad
+    grad_padded = np.zeros((n, c) + geometry.padded_size, dtype=grad_output.dtype)
+    # Row chunks of one item add onto shared input rows: those scatters take turns.
+    lock = threading.Lock()
+    task = partial(_grad_input_col2im_chunk, grad_output=grad_output, w=w, geometry=geometry,
+                   groups=groups, grad_padded=grad_padded, lock=lock)
+    _run(task, n, geometry.output_size[0], c * w[0, 0].size * geometry.output_size[1],
+         _GEMM_CHUNK_BYTES, memory_budget, grad_output.dtype)
+    return grad_padded[:, :, top : top + height, left : left + width].copy()
+
+
+def _grad_input_col2im_chunk(chunk, scratch, *, grad_output, w, geometry, groups, grad_padded,
+                             lock):
+    grad_y = _chunk_of(grad_output, chunk, groups)                  # (n, G, Og, P)
+    n, _, _, p = grad_y.shape
+    k_group = w[0].size                                             # Kg = C/g·KH·KW
+    grad_cols_t = scratch[: n * groups * k_group * p].reshape(n, groups, k_group, p)
+    # dL/dX_col = dL/dY · W, transposed, per group: (G, Kg, Og) · (n, G, Og, P) -> (n, G, Kg, P)
+    _matmul(_per_group_weights(w, groups).swapaxes(-1, -2), grad_y, out=grad_cols_t)
+    whole_items = chunk[1] == slice(0, geometry.output_size[0])
+    with nullcontext() if whole_items else lock:
+        col2im_t_add(grad_cols_t.reshape(n, groups * k_group, p), grad_padded, geometry, chunk)
+
+
+def _grad_input_flipped(grad_output, x_shape, w, geometry: Geometry, groups, memory_budget):
+    height, width = x_shape[2:]
     top, _, left, _ = geometry.pad
     gy = dilate(grad_output, geometry.stride)
     # The full correlation gives dL/d(padded x) on padded rows [0, used); x's rows are
@@ -150,7 +268,7 @@ def _grad_input_flipped(grad_output, x_shape, w, geometry: Geometry, groups):
     gy = gy[:, :, max(0, -pt) : gy.shape[2] - max(0, -pb), max(0, -pl) : gy.shape[3] - max(0, -pr)]
     grad_part = conv2d(gy, flip_kernel(w, groups),
                        padding=(max(0, pt), max(0, pb), max(0, pl), max(0, pr)),
-                       dilation=geometry.dilation, groups=groups)
+                       dilation=geometry.dilation, groups=groups, memory_budget=memory_budget)
     if tuple(ends) == (height, width):
         return grad_part
     grad_input = np.zeros(x_shape, dtype=grad_part.dtype)
@@ -158,45 +276,100 @@ def _grad_input_flipped(grad_output, x_shape, w, geometry: Geometry, groups):
     return grad_input
 
 
-def _prepare_grad_input(grad_output, x_shape, w, stride, padding, dilation, groups):
+def _prepare_grad_input(grad_output, x_shape, w, stride, padding, dilation, groups,
+                        memory_budget):
     grad_output, w = as_float(grad_output, w)
+    _check_budget(memory_budget)
     x_shape = tuple(x_shape)
     if len(x_shape) != 4:
         raise ValueError(f"x_shape must be (N, C, H, W), got {x_shape}")
     geometry = check_shapes(np.empty(x_shape, dtype=w.dtype), w, None, stride=stride,
                             padding=padding, dilation=dilation, groups=groups)
     _check_grad_output(grad_output, x_shape, w, geometry)
-    return grad_output, w, geometry
+    return np.ascontiguousarray(grad_output), w, geometry
 
 
-def _rows(grad_output):
-    """dL/dy as one row per output pixel: (N, O, OH, OW) -> (M, O)."""
-    return grad_output.transpose(0, 2, 3, 1).reshape(-1, grad_output.shape[1])
+def _one_channel_each(w, groups) -> bool:
+    """True when output channel c reads input channel c only: O = C = groups (C = 1 included)."""
+    return w.shape[0] == groups and w.shape[1] == 1
 
 
-def _per_group(rows, groups):
-    """(M, G·k) -> (G, M, k): a view, each group's columns side by side."""
-    m, width = rows.shape
-    return rows.reshape(m, groups, width // groups).transpose(1, 0, 2)
+def _chunk_of(array, chunk, groups):
+    """A chunk of a (N, O, OH, OW) array as (n, G, O/G, rows·OW): a view, so writes land in it."""
+    items, rows = chunk
+    part = array[items, :, rows].view()
+    n, o, r, ow = part.shape
+    part.shape = (n, groups, o // groups, r * ow)                   # raises rather than copy
+    return part
+
+
+def _split_groups(cols_t, groups):
+    """(n, G·k, P) -> (n, G, k, P): each group's rows of X_colᵀ."""
+    n, width, p = cols_t.shape
+    return cols_t.reshape(n, groups, width // groups, p)
 
 
 def _per_group_weights(w, groups):
-    """(O, C/g, KH, KW) -> (G, O/g, C/g·KH·KW): each group's weight matrix W."""
+    """(O, C/g, KH, KW) -> (G, O/g, C/g·KH·KW): each group's weight matrix Wᵀ."""
     return w.reshape(groups, w.shape[0] // groups, -1)
 
 
-def _merge_groups(stacked):
-    """(G, M, k) -> (M, G·k)."""
-    g, m, k = stacked.shape
-    return stacked.transpose(1, 0, 2).reshape(m, g * k)
-
-
-def _matmul(a, b):
+def _matmul(a, b, out=None):
     """a @ b for stacks of matrices; an inner dimension of 1 is an outer product, done by
     broadcasting (OpenBLAS was measured ~12× slower on such GEMMs)."""
     if a.shape[-1] == 1:
-        return a * b
-    return a @ b
+        return np.multiply(a, b, out=out)
+    return np.matmul(a, b, out=out)
+
+
+def threads() -> int:
+    """Threads that run chunks: $CONVCLI_NUM_THREADS if set, else the CPUs this process may use.
+
+    BLAS has its own threads inside each product (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS).
+    """
+    setting = os.environ.get("CONVCLI_NUM_THREADS", "").strip()
+    if setting:
+        return max(1, int(setting))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _run(task, batch, output_rows, row_size, chunk_bytes, memory_budget, dtype):
+    """Run task(chunk, scratch) over chunks of the (batch, output_rows) output, on threads() threads.
+
+    row_size: scratch elements one output row of one item needs. Each thread gets one scratch
+    buffer, reused for its chunks, so all of them together hold at most memory_budget bytes (or
+    one row each, if more). Returns the sum of what the tasks return (None if nothing).
+    """
+    workers = threads()
+    itemsize = np.dtype(dtype).itemsize
+    chunk_budget = min(chunk_bytes, memory_budget // workers)
+    plan = chunks(batch, output_rows, row_size * itemsize, chunk_budget, min_chunks=2 * workers)
+    workers = min(workers, len(plan))
+    scratch_size = row_size * max((i.stop - i.start) * (r.stop - r.start) for i, r in plan)
+
+    def work(share):
+        scratch = np.empty(scratch_size, dtype=dtype)
+        parts = [task(chunk, scratch) for chunk in share]
+        parts = [part for part in parts if part is not None]
+        return sum(parts[1:], parts[0]) if parts else None
+
+    if workers == 1:
+        return work(plan)
+    if workers not in _pools:
+        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="convcli")
+    results = [r for r in _pools[workers].map(work, [plan[k::workers] for k in range(workers)])
+               if r is not None]
+    return sum(results[1:], results[0]) if results else None
+
+
+def _check_budget(memory_budget):
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, np.integer)):
+        raise TypeError(f"memory_budget must be an int number of bytes, got {memory_budget!r}")
+    if memory_budget < 1:
+        raise ValueError(f"memory_budget must be >= 1 byte, got {memory_budget!r}")
 
 
 def as_float(*arrays):

@@ -7,6 +7,7 @@ spans ``dilation * (K - 1) + 1`` pixels (Dumoulin & Visin, "A guide to convoluti
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from dataclasses import dataclass
@@ -124,3 +125,34 @@ def resolve(input_size, kernel_size, *, stride=1, padding=0, dilation=1) -> Geom
         )
     output = tuple((p - span) // s + 1 for p, span, s in zip(padded, spans, stride))
     return Geometry((height, width), (kh, kw), stride, dilation, pad, output)
+
+
+def chunks(batch: int, output_rows: int, row_bytes: int, budget: int, *, min_chunks: int = 1):
+    """Split an output of `batch` items of `output_rows` rows into pieces of similar size whose
+    scratch memory, `row_bytes` per output row, stays within `budget` bytes.
+
+    -> [(items, rows)], two slices each: whole items together while one item fits the budget,
+    else runs of rows of one item, at least one row even when one row is over the budget.
+    Whole items are also split into at least `min_chunks` pieces where there are enough.
+
+    >>> chunks(4, 10, row_bytes=100, budget=2000)
+    [(slice(0, 2, None), slice(0, 10, None)), (slice(2, 4, None), slice(0, 10, None))]
+    >>> [(rows.start, rows.stop) for _, rows in chunks(1, 10, row_bytes=100, budget=450)]
+    [(0, 3), (3, 6), (6, 10)]
+    """
+    rows_fit = max(1, budget // max(1, row_bytes))
+    if rows_fit >= output_rows:
+        per_chunk = min(rows_fit // output_rows, math.ceil(batch / min_chunks))
+        return [(items, slice(0, output_rows)) for items in _even_slices(batch, per_chunk)]
+    return [
+        (slice(n, n + 1), rows)
+        for n in range(batch)
+        for rows in _even_slices(output_rows, rows_fit)
+    ]
+
+
+def _even_slices(length: int, most: int) -> list[slice]:
+    """[0, length) cut into the fewest runs of at most `most`, their sizes differing by <= 1."""
+    count = math.ceil(length / most)
+    bounds = [length * k // count for k in range(count + 1)]
+    return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]

@@ -3,6 +3,11 @@
 With the column matrix X_col, the convolution is one matrix product (the article's
 Y = X_col · W), and col2im carries a gradient on X_col back onto the input, summing where
 windows overlap.
+
+The core (conv.py) never builds the whole X_col: it copies X_colᵀ one chunk of output rows at
+a time (``columns_t``) into a scratch buffer, in the layout (C·KH·KW, rows·OW). That layout copies
+whole runs of OW pixels at once and makes the product land in y's (N, O, OH, OW) layout directly.
+``col2im_t_add`` is its adjoint, chunk by chunk.
 """
 
 from __future__ import annotations
@@ -37,6 +42,59 @@ def windows(x_padded: np.ndarray, geometry: Geometry) -> np.ndarray:
         strides=(sn, sh * stride_h, sw * stride_w, sc, sh * dil_h, sw * dil_w),
         writeable=False,
     )
+
+
+def windows_t(x_padded: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """The windows with the kernel taps first: (N, C, Hp, Wp) -> (N, C, KH, KW, OH, OW), a view.
+
+    Element [n, c, kh, kw, i, j] is x_padded[n, c, i*stride_h + kh*dilation_h,
+    j*stride_w + kw*dilation_w]: for each tap (kh, kw), a strided slice of the image.
+    """
+    n, c = x_padded.shape[:2]
+    sn, sc, sh, sw = x_padded.strides
+    (oh, ow), (kh, kw) = geometry.output_size, geometry.kernel_size
+    (stride_h, stride_w), (dil_h, dil_w) = geometry.stride, geometry.dilation
+    return as_strided(
+        x_padded,
+        shape=(n, c, kh, kw, oh, ow),
+        strides=(sn, sc, sh * dil_h, sw * dil_w, sh * stride_h, sw * stride_w),
+        writeable=False,
+    )
+
+
+def columns_t(x_padded: np.ndarray, geometry: Geometry, chunk, scratch: np.ndarray) -> np.ndarray:
+    """X_colᵀ for one chunk of the output, copied into scratch.
+
+    chunk = (items, rows), two slices of the output's N and OH axes; scratch: a flat buffer with
+    room for it. (N, C, Hp, Wp) -> (n_items, C·KH·KW, rows·OW): column (i, j) of item n is the
+    window of output pixel (i, j), as row (n, i, j) of im2col's X_col.
+    """
+    items, rows = chunk
+    view = windows_t(x_padded, geometry)[items, :, :, :, rows]  # (n, C, KH, KW, rows, OW)
+    cols = scratch[: view.size].reshape(view.shape)
+    np.copyto(cols, view)
+    n, c, kh, kw, r, ow = view.shape
+    return cols.reshape(n, c * kh * kw, r * ow)
+
+
+def col2im_t_add(grad_cols_t: np.ndarray, grad_padded: np.ndarray, geometry: Geometry, chunk):
+    """The adjoint of columns_t: add (n_items, C·KH·KW, rows·OW) onto grad_padded (N, C, Hp, Wp).
+
+    One strided slice per kernel tap, as in col2im; chunks of one item that share input rows both
+    add there, so the caller must not run two such chunks at once.
+    """
+    items, rows = chunk
+    n, c = grad_cols_t.shape[0], grad_padded.shape[1]
+    (kh, kw), ow = geometry.kernel_size, geometry.output_size[1]
+    (stride_h, stride_w), (dil_h, dil_w) = geometry.stride, geometry.dilation
+    # (n, C·KH·KW, rows·OW) -> (n, C, KH, KW, rows, OW)
+    slabs = grad_cols_t.reshape(n, c, kh, kw, rows.stop - rows.start, ow)
+    for i in range(kh):
+        first = rows.start * stride_h + i * dil_h
+        in_rows = slice(first, first + (rows.stop - rows.start - 1) * stride_h + 1, stride_h)
+        for j in range(kw):
+            in_cols = slice(j * dil_w, j * dil_w + (ow - 1) * stride_w + 1, stride_w)
+            grad_padded[items, :, in_rows, in_cols] += slabs[:, :, i, j]
 
 
 def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1) -> np.ndarray:
