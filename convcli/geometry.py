@@ -142,7 +142,7 @@ def chunks(batch: int, output_rows: int, row_bytes: int, budget: int, *, min_chu
     """
     rows_fit = max(1, budget // max(1, row_bytes))
     if rows_fit >= output_rows:
-        per_chunk = min(rows_fit // output_rows, math.ceil(batch / min_chunks))
+        per_chunk = min(rows_fit // output_rows, max(1, batch // min_chunks))
         return [(items, slice(0, output_rows)) for items in _even_slices(batch, per_chunk)]
     return [
         (slice(n, n + 1), rows)

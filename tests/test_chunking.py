@@ -1,0 +1,307 @@
+"""Chunking: every piece of X_col the core builds under a memory budget, and the threads that run
+them, give the unchunked answer. Nothing here times anything."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from configs import CONFIGS
+from reference import conv2d_backward_loop, conv2d_loop
+from test_conv import make
+
+import convcli.conv
+from convcli import (
+    conv2d,
+    conv2d_backward,
+    grad_input_col2im,
+    grad_input_flipped,
+    im2col,
+)
+from convcli.geometry import chunks, resolve
+from convcli.im2col import col2im_t_add, columns_t, pad_input
+
+IDS = [c[0] for c in CONFIGS]
+HUGE = 2**40
+
+
+@pytest.fixture(params=["1", "2"], ids=["1 thread", "2 threads"])
+def threads(request, monkeypatch):
+    monkeypatch.setenv("CONVCLI_NUM_THREADS", request.param)
+    return int(request.param)
+
+
+@pytest.fixture
+def plans(monkeypatch):
+    """Every chunk plan the core makes, as [(items, rows), ...] lists."""
+    made = []
+
+    def spy(*args, **kwargs):
+        made.append(chunks(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(convcli.conv, "chunks", spy)
+    return made
+
+
+def all_results(x, w, b, grad_output, options, budget, route="auto"):
+    y = conv2d(x, w, b, memory_budget=budget, **options)
+    grads = conv2d_backward(grad_output, x, w, memory_budget=budget, grad_input_route=route,
+                            **options)
+    return (y, *grads)
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("batch, rows, row_bytes, budget, min_chunks", [
+    (1, 1, 10, 1, 1), (1, 7, 10, 5, 1), (3, 7, 10, 25, 1), (3, 7, 10, 70, 1), (3, 7, 10, 140, 1),
+    (5, 4, 8, 10**9, 1), (5, 4, 8, 10**9, 4), (8, 3, 1, 10**9, 16), (2, 9, 100, 350, 2),
+])
+def test_chunks_cover_the_output_once_within_budget(batch, rows, row_bytes, budget, min_chunks):
+    plan = chunks(batch, rows, row_bytes, budget, min_chunks=min_chunks)
+    covered = np.zeros((batch, rows), dtype=int)
+    for items, part in plan:
+        assert items.step is None and part.step is None
+        covered[items, part] += 1
+        size = (items.stop - items.start) * (part.stop - part.start)
+        # within budget, or a single row of a single item when not even one row fits
+        assert size * row_bytes <= budget or size == 1
+        # several items only as whole items
+        assert items.stop - items.start == 1 or part == slice(0, rows)
+    assert (covered == 1).all()
+    if budget >= batch * rows * row_bytes:
+        assert len(plan) >= min(batch, min_chunks)
+
+
+def test_budget_below_one_row_gives_one_row_chunks():
+    plan = chunks(2, 5, row_bytes=1000, budget=10)
+    assert [(i.start, r.start, r.stop) for i, r in plan] == [
+        (n, k, k + 1) for n in range(2) for k in range(5)]
+
+
+def test_chunks_are_even():
+    sizes = [r.stop - r.start for _, r in chunks(1, 10, row_bytes=1, budget=4)]
+    assert sizes == [3, 3, 4]
+
+
+# -- the pieces: columns_t is X_colᵀ sliced, col2im_t_add its adjoint -------------------------
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_columns_t_is_a_slice_of_im2col_transposed(config, rng):
+    _, x_shape, w_shape, options = config
+    options = {k: v for k, v in options.items() if k != "groups"}
+    x = rng.standard_normal(x_shape)
+    geometry = resolve(x_shape[2:], w_shape[2:], **options)
+    n, (oh, ow) = x_shape[0], geometry.output_size
+    # (N·OH·OW, C·KH·KW) -> (N, OH, OW, C·KH·KW)
+    cols = im2col(x, w_shape[2:], **options).reshape(n, oh, ow, -1)
+    x_padded = pad_input(x, geometry)
+    for chunk in chunks(n, oh, row_bytes=1, budget=2):        # two rows at a time, split windows
+        items, rows = chunk
+        got = columns_t(x_padded, geometry, chunk, np.empty(cols.size))
+        want = cols[items, rows].reshape(items.stop - items.start, -1, cols.shape[-1])
+        np.testing.assert_array_equal(got, want.transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+def test_col2im_t_add_is_adjoint_of_columns_t(config, rng):
+    """<columns_t(x), G> summed over chunks = <x, Σ col2im_t_add(G)>, chunk boundaries inside."""
+    _, x_shape, w_shape, options = config
+    options = {k: v for k, v in options.items() if k != "groups"}
+    geometry = resolve(x_shape[2:], w_shape[2:], **options)
+    x_padded = pad_input(rng.standard_normal(x_shape), geometry)
+    grad_padded = np.zeros_like(x_padded)
+    left_side = 0.0
+    for chunk in chunks(x_shape[0], geometry.output_size[0], row_bytes=1, budget=1):
+        cols_t = columns_t(x_padded, geometry, chunk, np.empty(x_padded.size * 64))
+        other = rng.standard_normal(cols_t.shape)
+        left_side += np.vdot(cols_t, other)
+        col2im_t_add(other, grad_padded, geometry, chunk)
+    assert left_side == pytest.approx(np.vdot(x_padded, grad_padded), rel=1e-12, abs=1e-12)
+
+
+# -- every configuration, every budget, both dtypes and both thread counts --------------------
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("budget", [1, 200, 3000], ids=["below one row", "a row or two",
+                                                          "some rows"])
+def test_tiny_budget_matches_unchunked_and_loop(config, dtype, budget, threads, rng):
+    x, w, b, options = make(config, rng, dtype)
+    grad_output = rng.standard_normal(conv2d(x, w, **options).shape).astype(dtype)
+    whole = all_results(x, w, b, grad_output, options, HUGE)
+    chunked = all_results(x, w, b, grad_output, options, budget)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for got, want in zip(chunked, whole):
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    expected = (conv2d_loop(x, w, b, **options),
+                *conv2d_backward_loop(grad_output.astype(np.float64), x, w, **options))
+    tol = 1e-11 if dtype == np.float64 else 1e-4
+    for got, want in zip(chunked, expected):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=IDS)
+@pytest.mark.parametrize("route", ["col2im", "flipped"])
+def test_both_grad_input_routes_chunked(config, route, threads, rng):
+    x, w, _, options = make(config, rng)
+    grad_output = rng.standard_normal(conv2d(x, w, **options).shape)
+    want = conv2d_backward_loop(grad_output, x, w, **options)[0]
+    public = grad_input_col2im if route == "col2im" else grad_input_flipped
+    for budget in (1, 100, HUGE):
+        np.testing.assert_allclose(public(grad_output, x.shape, w, memory_budget=budget,
+                                          **options), want, rtol=1e-11, atol=1e-11)
+        dx, _, _ = conv2d_backward(grad_output, x, w, grad_input_route=route,
+                                   memory_budget=budget, **options)
+        np.testing.assert_allclose(dx, want, rtol=1e-11, atol=1e-11)
+
+
+# -- the paths a tiny budget takes, shown on the plans ----------------------------------------
+
+# (x shape, w shape, options): a 3×3 kernel over row chunks of 1 and 2 rows (windows split
+# across chunks), a stride-2 col2im scatter whose chunks share input rows, a batch of whole items
+GEOMETRIES = [
+    ((1, 3, 9, 8), (4, 3, 3, 3), {"padding": 1}),
+    ((2, 2, 11, 9), (3, 2, 3, 3), {"stride": 2, "padding": (2, 1)}),
+    ((1, 2, 10, 7), (2, 2, 4, 3), {"dilation": (2, 1), "padding": "same"}),
+    ((6, 2, 5, 5), (3, 2, 3, 3), {"padding": 1}),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, options", GEOMETRIES)
+@pytest.mark.parametrize("rows_per_chunk", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_row_chunks_split_windows(x_shape, w_shape, options, rows_per_chunk, dtype, threads,
+                                  plans, rng):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    geometry = resolve(x_shape[2:], w_shape[2:], **options)
+    row_bytes = x_shape[1] * w_shape[2] * w_shape[3] * geometry.output_size[1] * x.itemsize
+    budget = rows_per_chunk * row_bytes * threads          # each thread gets budget / threads
+    grad_output = rng.standard_normal((x_shape[0], w_shape[0]) + geometry.output_size)
+    grad_output = grad_output.astype(dtype)
+    for route in ("col2im", "flipped"):
+        chunked = all_results(x, w, b, grad_output, options, budget, route)
+        whole = all_results(x, w, b, grad_output, options, HUGE, route)
+        tol = 1e-12 if dtype == np.float64 else 2e-5
+        for got, want in zip(chunked, whole):
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    first = plans[0]                                       # the forward pass's plan
+    assert all(r.stop - r.start <= rows_per_chunk for _, r in first)
+    assert any(r.stop - r.start == rows_per_chunk for _, r in first)
+    if rows_per_chunk < geometry.output_size[0]:
+        assert any(r.start > 0 for _, r in first)          # a boundary inside an item
+
+
+@pytest.mark.parametrize("threads_setting", ["1", "2", "3"])
+def test_thread_counts_agree(threads_setting, monkeypatch, rng):
+    monkeypatch.setenv("CONVCLI_NUM_THREADS", threads_setting)
+    assert convcli.conv.threads() == int(threads_setting)
+    x = rng.standard_normal((3, 4, 12, 10))
+    w = rng.standard_normal((5, 4, 3, 3))
+    grad_output = rng.standard_normal((3, 5, 5, 4))
+    options = {"stride": 2}
+    want = conv2d_backward_loop(grad_output, x, w, **options)
+    got = conv2d_backward(grad_output, x, w, memory_budget=500, **options)
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11)
+
+
+# -- one channel per output: the shifted-slice path -------------------------------------------
+
+ONE_CHANNEL = [
+    ((1, 1, 13, 11), (1, 1, 3, 3), {"padding": 1}),
+    ((2, 1, 12, 9), (1, 1, 7, 7), {"padding": 3}),
+    ((1, 1, 10, 12), (1, 1, 2, 3), {"stride": (2, 3), "dilation": (2, 1), "padding": "same"}),
+    ((2, 3, 9, 8), (3, 1, 3, 3), {"groups": 3, "padding": "same"}),             # depthwise
+    ((1, 4, 8, 9), (4, 1, 2, 2), {"groups": 4, "stride": 2}),
+    ((1, 1, 5, 6), (1, 1, 1, 1), {}),                                      # 1×1 kernel
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, options", ONE_CHANNEL)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("budget", [1, 64, HUGE])
+def test_one_channel_path(x_shape, w_shape, options, dtype, budget, threads, monkeypatch,
+                          rng):
+    shifted = []
+    for name in ("_forward_shifted_chunk", "_grad_weight_shifted_chunk"):
+        original = getattr(convcli.conv, name)
+
+        def spy(*args, _original=original, **kwargs):
+            shifted.append(_original.__name__)
+            return _original(*args, **kwargs)
+
+        spy.__name__ = name
+        monkeypatch.setattr(convcli.conv, name, spy)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    y = conv2d(x, w, b, memory_budget=budget, **options)
+    grad_output = rng.standard_normal(y.shape).astype(dtype)
+    got = (y, *conv2d_backward(grad_output, x, w, memory_budget=budget, **options))
+    want = (conv2d_loop(x, w, b, **options),
+            *conv2d_backward_loop(grad_output.astype(np.float64), x, w, **options))
+    tol = 1e-11 if dtype == np.float64 else 1e-4
+    for g, e in zip(got, want):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, e, rtol=tol, atol=tol)
+    assert {"_forward_shifted_chunk", "_grad_weight_shifted_chunk"} <= set(shifted)
+
+
+def test_many_channels_take_the_matrix_product(monkeypatch, rng):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the shifted-slice path is only for one channel per output")
+
+    monkeypatch.setattr(convcli.conv, "_forward_shifted_chunk", refuse)
+    monkeypatch.setattr(convcli.conv, "_grad_weight_shifted_chunk", refuse)
+    for w_shape, groups in (((2, 1, 3, 3), 1), ((1, 2, 3, 3), 1), ((4, 1, 3, 3), 2)):
+        x = rng.standard_normal((1, w_shape[1] * groups, 6, 6))
+        w = rng.standard_normal(w_shape)
+        y = conv2d(x, w, groups=groups)
+        conv2d_backward(np.ones_like(y), x, w, groups=groups)
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("w_shape", [(4, 4, 5, 5), (1, 1, 5, 5)], ids=["matrix product",
+                                                                       "shifted slices"])
+def test_scratch_stays_within_budget(w_shape, threads, rng):
+    """Peak NumPy allocations: x's padded copy, y, dL/dx and a budget's worth of scratch; the
+    whole X_col would be 25× x."""
+    x = rng.standard_normal((1, w_shape[1], 96, 96))
+    w = rng.standard_normal(w_shape)
+    budget = 256 * 2**10                                   # a few rows of X_col per thread
+    grad_output = rng.standard_normal((1, w_shape[0], 96, 96))
+    tracemalloc.start()
+    try:
+        conv2d(x, w, padding=2, memory_budget=budget)
+        forward_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        conv2d_backward(grad_output, x, w, padding=2, memory_budget=budget)
+        backward_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    padded = x.nbytes * (100 * 100) / (96 * 96)
+    slack = 32 * 2**10
+    assert forward_peak <= padded + grad_output.nbytes + budget + slack
+    # backward: the padded x (dW), then padded dL/dy, dL/dx and dL/dw (the flipped route)
+    assert backward_peak <= 2 * padded + x.nbytes + budget + slack
+    assert backward_peak < im2col(x, w_shape[2:], padding=2).nbytes / 4
+
+
+@pytest.mark.parametrize("budget, error", [(0, ValueError), (-5, ValueError), (1.5, TypeError),
+                                           (True, TypeError), ("1GB", TypeError)])
+def test_bad_budget_is_named(budget, error):
+    x, w = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 2, 2))
+    with pytest.raises(error, match="memory_budget"):
+        conv2d(x, w, memory_budget=budget)
+    with pytest.raises(error, match="memory_budget"):
+        conv2d_backward(np.zeros((1, 1, 3, 3)), x, w, memory_budget=budget)
+    with pytest.raises(error, match="memory_budget"):
+        grad_input_col2im(np.zeros((1, 1, 3, 3)), x.shape, w, memory_budget=budget)
