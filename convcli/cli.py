@@ -534,6 +534,109 @@ def _short(value) -> str:
     return f"{float(fraction):g}" if fraction.denominator == 1 else str(fraction)
 
 
+# --- explain ---------------------------------------------------------------------------------
+
+
+EXPLAIN_HELP = (
+    "Walk through \"Convolution in forward and backward\" on real numbers, every claim checked: "
+    "y = x ⋆ w (cross-correlation), im2col's Y = X_col · W, dL/dw = X_colᵀ · dL/dy, one pixel "
+    "p's footprint (p times the flipped kernel), and dL/dx = dL/dy ⋆ w_flipped (full). Each "
+    "equality gets ✓ or ✗ from a real comparison, with its max abs difference.\n\n"
+    "By default the article's case: a seeded 4×4 of integers, the 2×2 kernel (a b; c d) = "
+    "(1 2; 3 4), stride 1, padding (1, 0, 1, 0) (top and left, so y keeps x's size), "
+    "and a seeded random integer dL/dy. With stride > 1 dL/dy is dilated with zeros first; with "
+    "channels the flip also swaps input and output channels; large inputs are cropped with ⋯. "
+    "Exit 0 when every check passes, 1 when one fails, 2 for a usage error."
+)
+
+
+@app.command(help=EXPLAIN_HELP,
+             epilog="Examples: convcli explain;  convcli explain --stride 2 --pixel 2,2;  "
+                    "convcli explain --image samples/camera.png --kernel sobel-x --pixel 100,80 "
+                    "--export walk.svg --animate walk.gif")
+@handle_errors
+def explain(
+    image: Annotated[Optional[Path], typer.Option(
+        help="x: a picture or .npy, as for forward (default: seeded integers 1..5).")] = None,
+    kernel: Annotated[Optional[str], typer.Option(
+        help="w: a preset, inline matrix, text file or .npy, as for forward (default: "
+        "\"1 2; 3 4\"). A 2-D kernel on a colour image is applied to each channel.")] = None,
+    stride: Stride = "1",
+    padding: Annotated[Optional[str], typer.Option(
+        help="Padding: same, valid, full, N, H,W or T,B,L,R (default: 1,0,1,0 for a 2×2 "
+        "kernel, as in the article; same otherwise).")] = None,
+    dilation: Dilation = "1",
+    pixel: Annotated[str, typer.Option(help="p, the input pixel of step 4: I,J or C,I,J.")] = "0,0",
+    seed: Annotated[int, typer.Option(help="Seed of the default x and of dL/dy.")] = 0,
+    step: Annotated[bool, typer.Option(
+        "--step", help="Pause after each step until Enter (only on a terminal).")] = False,
+    export: Annotated[Optional[Path], typer.Option(
+        help="Also write the walkthrough as .svg, .html or .txt.")] = None,
+    animate: Annotated[Optional[Path], typer.Option(
+        help="Also write a .gif: the kernel sliding over the padded input, then p's "
+        "footprint.")] = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print every step's arrays, the checks and the geometry as one JSON "
+        "object instead.")] = False,
+):
+    """Walk through the forward and backward passes of a convolution (see EXPLAIN_HELP)."""
+    import io as text_io
+
+    from rich.console import Console
+
+    from . import io, kernels
+    from .explain import ARTICLE_KERNEL, walkthrough
+    from .explain_render import render
+
+    options = geometry_options(stride, padding or "valid", dilation)
+    if padding is None:                            # the walkthrough's default: the article's
+        options["padding"] = None
+    try:
+        coordinates = tuple(int(v) for v in pixel.replace(" ", "").split(","))
+    except ValueError:
+        coordinates = ()
+    if len(coordinates) not in (2, 3):
+        raise _input_error(f"--pixel must be I,J or C,I,J (integers), got {pixel!r}")
+    for path, suffixes, option in ((export, (".svg", ".html", ".txt"), "export"),
+                                   (animate, (".gif",), "animate")):
+        if path is not None and path.suffix.lower() not in suffixes:
+            raise _input_error(f"--{option} must end in {', '.join(suffixes)}, got {path}")
+        if path is not None:
+            io.check_output(path, [image, kernel])
+    notes, x = [], None
+    if image is not None:
+        loaded = io.load_image(image)
+        x, notes = loaded.array, list(loaded.notes)
+        if x.shape[0] > 1:
+            notes.append(f"{image} holds {x.shape[0]} images; explaining the first")
+            x = x[:1]
+    matrix = ARTICLE_KERNEL if kernel is None else io.load_kernel(kernel)[0]
+    channels = x.shape[1] if x is not None else (matrix.shape[1] if matrix.ndim == 4 else 1)
+    w, groups = kernels.as_weight(matrix, channels)
+    walk = walkthrough(x, w, groups=groups, pixel=coordinates, seed=seed, **options)
+
+    console = Console(record=export is not None, highlight=False,
+                      file=text_io.StringIO() if json_output else None)
+    for note in notes:
+        console.print(f"note: {note}", markup=False)
+    interactive = step and sys.stdin.isatty() and console.is_terminal and not json_output
+    render(walk, console, pause=(lambda: input("Enter: next step ")) if interactive else None)
+    if export is not None:
+        save = {".svg": console.export_svg, ".html": console.export_html,
+                ".txt": console.export_text}[export.suffix.lower()]
+        document = save(title="convcli explain") if export.suffix.lower() == ".svg" else save()
+        io.write_atomic(export, lambda file: file.write(document.encode("utf-8")))
+    if animate is not None:
+        from . import animate as animation
+
+        images = animation.frames(walk)
+        io.write_atomic(animate, lambda file: animation.save_gif(images, file))
+    if json_output:
+        _print_json({"notes": notes, **walk.to_json()})
+    if not all(check.ok for check in walk.checks):
+        raise typer.Exit(1)
+
+
 # --- gradcheck -------------------------------------------------------------------------------
 
 
