@@ -324,9 +324,9 @@ def _steps(a, geometry, groups, pixel) -> list[Step]:
 
     def kernel_text():
         if kh * kw <= 26 and not many:
-            rows = "; ".join(", ".join(names[r * kw : (r + 1) * kw]) for r in range(kh))
-            values = "; ".join(", ".join(fmt(v) for v in row) for row in a["w"][0, 0])
-            return f"w is the {kh}×{kw} kernel [{rows}] = [{values}]"
+            rows = _matrix_text([names[r * kw : (r + 1) * kw] for r in range(kh)])
+            values = _matrix_text([[fmt(v) for v in row] for row in a["w"][0, 0]])
+            return f"w is the {kh}×{kw} kernel {rows} = {values}"
         return (f"w is {out_channels}×{group_channels}×{kh}×{kw} (O, C/groups, KH, KW): "
                 f"{out_channels} output channel(s), each a {kh}×{kw} kernel per input channel")
 
@@ -429,15 +429,15 @@ def _steps(a, geometry, groups, pixel) -> list[Step]:
     chain = [f"{fmt(a['dL/dy'][0, o, oi, oj], True)}·{fmt(w_f[c, o % group_out, fi, fj], True)}"
              for o, oi, oj, fi, fj in touched]
     where = f"x{'[c=' + str(c) + ']' if channels > 1 else ''}({pi},{pj})"
-    flipped_names = "; ".join(", ".join(names[(kh - 1 - r) * kw + (kw - 1 - q)]
-                                        for q in range(kw)) for r in range(kh))
+    flipped_names = _matrix_text([[names[(kh - 1 - r) * kw + (kw - 1 - q)] for q in range(kw)]
+                                  for r in range(kh)])
     in_order = ", ".join(labels[o, oi, oj] for o, oi, oj, *_ in touched[:MAX_LISTED])
     text = [
         f"Pick one input pixel p = {where} = {fmt(p)}. Going forward it sits in "
         + (f"{len(touched)} windows and meets a different weight in each: " if len(touched) > 1
            else f"{len(touched)} window(s): ") + _list_text(lines, sep="; ") + ".",
         f"In output order these are {in_order}{', …' if len(touched) > MAX_LISTED else ''}: "
-        f"p times [{flipped_names}], the flipped kernel"
+        f"p times {flipped_names}, the flipped kernel"
         + (" (only the taps that land on p: at stride > 1 the windows skip pixels)"
            if (sh, sw) != (1, 1) else "")
         + (", across every output channel of p's group: w_flipped[c, o] = w[o, c] rotated "
@@ -468,7 +468,9 @@ def _steps(a, geometry, groups, pixel) -> list[Step]:
         f"{span_w - 1} column(s): the full convolution) and slide the flipped kernel over it"
         + (f" with dilation {dh},{dw}" if dilated else "")
         + ". That gives dL/d(padded x); dropping the rows and columns that were padding, "
-        "in (parentheses), leaves dL/dx.",
+        "in (parentheses), leaves dL/dx."
+        + (" The last rows or columns, which no window reached, get 0."
+           if geometry.used_size != geometry.padded_size else ""),
         "The im2col route agrees: dL/dX_col = dL/dy · Wᵀ, and col2im adds each row back where "
         "its window came from.",
     ]
@@ -572,6 +574,11 @@ def _kernel_grids(title, w, names, flipped=False, named=True):
     if a_count * b_count > MAX_CHANNEL_GRIDS:
         grids[-1].title += f" (+{a_count * b_count - MAX_CHANNEL_GRIDS} more)"
     return grids
+
+
+def _matrix_text(rows) -> str:
+    """[["a", "b"], ["c", "d"]] -> "[[a, b], [c, d]]"."""
+    return "[" + ", ".join("[" + ", ".join(row) + "]" for row in rows) + "]"
 
 
 def _sum_text(terms) -> str:

@@ -124,7 +124,7 @@ def test_tables_show_the_core_numbers():
 
 def test_article_default_says_p_times_the_flipped_kernel():
     text = prose(text_of(walkthrough()))
-    assert "p·d, p·c, p·b, p·a: p times [d, c; b, a], the flipped kernel" in text
+    assert "p·d, p·c, p·b, p·a: p times [[d, c], [b, a]], the flipped kernel" in text
     assert "padding (top, bottom, left, right) = (1, 0, 1, 0)" in text
     assert "7 of 7 checks pass" in text and "✗" not in text
 
