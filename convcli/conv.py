@@ -40,7 +40,7 @@ DEFAULT_MEMORY_BUDGET = 256 * 2**20
 # (one copies while the other multiplies) and the copy near the caches. The shifted-slice path
 # works on pieces of the output about the size of a core's L2 cache.
 _GEMM_CHUNK_BYTES = 8 * 2**20
-_SHIFTED_CHUNK_BYTES = 256 * 2**10
+_SHIFTED_CHUNK_BYTES = 512 * 2**10
 
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,

@@ -1,0 +1,313 @@
+"""Speed and memory of convcli's conv2d and conv2d_backward against the machine and PyTorch.
+
+    python benchmarks/bench.py            # every shape, float32 and float64
+    python benchmarks/bench.py --quick    # fewer repeats and shapes: under a minute
+    python benchmarks/bench.py --markdown # the table as Markdown too (for benchmarks/README.md)
+
+For each shape (issue 6's a-f) and dtype it times the forward pass and the backward pass
+(dL/dx + dL/dw + dL/db), each the median of --repeat runs after a warm-up. Ours, torch's and
+SciPy's runs take turns within each repeat, so a ratio compares calls made under the same load
+(this machine is shared). GFLOP/s counts 2·N·O·OH·OW·(C/g)·KH·KW for the forward pass and twice
+that for the backward; "of GEMM" divides by a 2048² NumPy matmul's rate measured in this run.
+torch.nn.functional.conv2d runs with autograd and torch.set_num_threads(ours); its backward is
+torch.autograd.grad on a kept graph. scipy.ndimage.correlate is timed on the one-channel shapes
+(a, f) forward. Peak MiB is NumPy's largest extra allocation during our call (tracemalloc).
+torch, scipy and threadpoolctl are optional; a missing one is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from convcli import conv2d, conv2d_backward
+from convcli.conv import DEFAULT_MEMORY_BUDGET, threads
+from convcli.geometry import resolve
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    what: str
+    x: tuple  # (N, C, H, W)
+    out_channels: int
+    kernel: int
+    stride: int
+    padding: int
+
+    def w(self):
+        return (self.out_channels, self.x[1], self.kernel, self.kernel)
+
+    def flops(self) -> float:
+        """Multiply-adds ×2 of the forward pass: 2·N·O·OH·OW·C·KH·KW."""
+        oh, ow = resolve(self.x[2:], self.kernel, stride=self.stride, padding=self.padding).output_size
+        return 2.0 * self.x[0] * self.out_channels * oh * ow * self.x[1] * self.kernel**2
+
+
+SHAPES = [
+    Shape("a", "grey image", (1, 1, 512, 512), 1, 3, 1, 1),
+    Shape("b", "RGB image", (1, 3, 1024, 1024), 3, 5, 1, 2),
+    Shape("c", "ResNet-style", (8, 64, 56, 56), 64, 3, 1, 1),
+    Shape("d", "CIFAR-style", (32, 32, 32, 32), 64, 3, 1, 1),
+    Shape("e", "strided", (8, 128, 28, 28), 256, 3, 2, 1),
+    Shape("f", "large image", (1, 1, 2048, 2048), 1, 7, 1, 3),
+]
+
+
+def optional(name):
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
+
+def interleaved(functions, repeat, warmup=2):
+    """Median seconds of each function, the functions called in turn within every repeat.
+
+    A short function is called once untimed before each timed call: torch's OpenMP threads spin
+    for a while after it returns, and that tail would otherwise be charged to the next function.
+    """
+    settle = []
+    for function in functions:
+        start = time.perf_counter()
+        for _ in range(warmup):
+            function()
+        settle.append((time.perf_counter() - start) / warmup < 0.05)
+    seconds = [[] for _ in functions]
+    for _ in range(repeat):
+        for times, function, short in zip(seconds, functions, settle):
+            if short:
+                function()
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+    return [statistics.median(times) for times in seconds]
+
+
+def gemm_rate(dtype, repeat) -> float:
+    """GFLOP/s of a 2048×2048 NumPy matmul: the machine's GEMM rate for this dtype."""
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(dtype)
+    (seconds,) = interleaved([lambda: a @ a], repeat, warmup=1)
+    return 2 * 2048**3 / seconds / 1e9
+
+
+def peak_extra_mib(function) -> float:
+    """The largest amount of memory NumPy allocated during function(), beyond what was live."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        function()
+        return (tracemalloc.get_traced_memory()[1] - before) / 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def torch_calls(torch, x, w, b, grad_output, shape):
+    """Forward (no graph) and backward (autograd.grad on a kept graph) closures."""
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    gt = torch.tensor(grad_output)
+    options = {"stride": shape.stride, "padding": shape.padding}
+    y = torch.nn.functional.conv2d(xt, wt, bt, **options)
+    np.testing.assert_allclose(y.detach().numpy(), conv2d(x, w, b, **options),
+                               rtol=1e-3, atol=1e-3 * np.abs(y.detach().numpy()).max())
+
+    def forward():
+        with torch.no_grad():
+            torch.nn.functional.conv2d(xt, wt, bt, **options)
+
+    def backward():
+        torch.autograd.grad(y, (xt, wt, bt), gt, retain_graph=True)
+
+    return forward, backward
+
+
+def scipy_forward(ndimage, x, w, b, shape):
+    """scipy.ndimage.correlate on the one-channel image, zeros outside (same as padding K//2)."""
+    image, kernel = x[0, 0], w[0, 0]
+    expected = conv2d(x, w, b, stride=shape.stride, padding=shape.padding)[0, 0]
+    np.testing.assert_allclose(ndimage.correlate(image, kernel, mode="constant") + b[0], expected,
+                               rtol=1e-3, atol=1e-3 * np.abs(expected).max())
+    return lambda: ndimage.correlate(image, kernel, mode="constant")
+
+
+def measure(shape, dtype, repeat, torch, ndimage, gemm):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape.x).astype(dtype)
+    w = rng.standard_normal(shape.w()).astype(dtype)
+    b = rng.standard_normal(shape.out_channels).astype(dtype)
+    options = {"stride": shape.stride, "padding": shape.padding}
+    grad_output = rng.standard_normal(conv2d(x, w, b, **options).shape).astype(dtype)
+
+    def ours_forward():
+        conv2d(x, w, b, **options)
+
+    def ours_backward():
+        conv2d_backward(grad_output, x, w, **options)
+
+    forward, backward = [ours_forward], [ours_backward]
+    if torch is not None:
+        torch_forward, torch_backward = torch_calls(torch, x, w, b, grad_output, shape)
+        forward.append(torch_forward)
+        backward.append(torch_backward)
+    scipy_seconds = None
+    if ndimage is not None and shape.x[1] == shape.out_channels == 1:
+        forward.append(scipy_forward(ndimage, x, w, b, shape))
+    forward_seconds = interleaved(forward, repeat)
+    backward_seconds = interleaved(backward, repeat)
+    if len(forward) > (2 if torch is not None else 1):
+        scipy_seconds = forward_seconds[-1]
+    rows = []
+    for direction, seconds, function, factor in (
+        ("forward", forward_seconds, ours_forward, 1),
+        ("backward", backward_seconds, ours_backward, 2),
+    ):
+        gflops = factor * shape.flops() / seconds[0] / 1e9
+        vs_scipy = seconds[0] / scipy_seconds if direction == "forward" and scipy_seconds else None
+        rows.append({
+            "shape": shape.name, "what": shape.what, "dtype": np.dtype(dtype).name,
+            "direction": direction, "ms": seconds[0] * 1e3, "gflops": gflops,
+            "of_gemm": gflops / gemm,
+            "torch_ms": seconds[1] * 1e3 if torch is not None else None,
+            "vs_torch": seconds[0] / seconds[1] if torch is not None else None,
+            "vs_scipy": vs_scipy, "peak_mib": peak_extra_mib(function),
+        })
+    return rows
+
+
+def blas_report(console):
+    """numpy.show_config()'s BLAS, and threadpoolctl's view of the loaded libraries."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        np.show_config()
+    lines = buffer.getvalue().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "blas:"), None)
+    if start is not None:
+        block = [lines[start]]
+        for line in lines[start + 1:]:
+            if line.startswith("    ") or not line.strip():
+                block.append(line)
+            else:
+                break
+        console.print("numpy.show_config() BLAS:\n" + "\n".join(block).rstrip())
+    threadpoolctl = optional("threadpoolctl")
+    if threadpoolctl is None:
+        console.print("threadpoolctl: not installed (pip install threadpoolctl for its view)")
+        return None
+    info = threadpoolctl.threadpool_info()
+    for library in info:
+        console.print(
+            f"threadpoolctl: {library.get('internal_api')} {library.get('version')} "
+            f"({library.get('architecture')}), {library.get('num_threads')} threads, "
+            f"{Path(library.get('filepath', '')).name}"
+        )
+    blas_threads = [lib["num_threads"] for lib in info if lib.get("user_api") == "blas"]
+    return blas_threads[0] if blas_threads else None
+
+
+def render(rows, title):
+    table = Table(title=title)
+    for column, justify in (("shape", "left"), ("dtype", "left"), ("pass", "left"),
+                            ("ms", "right"), ("GFLOP/s", "right"), ("of GEMM", "right"),
+                            ("torch ms", "right"), ("× torch", "right"), ("× SciPy", "right"),
+                            ("peak MiB", "right")):
+        table.add_column(column, justify=justify)
+    for row in rows:
+        table.add_row(*cells(row))
+    return table
+
+
+def cells(row):
+    def ratio(value):
+        return "–" if value is None else f"{value:.2f}"
+
+    return (
+        f"{row['shape']} {row['what']}", row["dtype"], row["direction"], f"{row['ms']:.1f}",
+        f"{row['gflops']:.1f}", f"{row['of_gemm']:.0%}",
+        "–" if row["torch_ms"] is None else f"{row['torch_ms']:.1f}",
+        ratio(row["vs_torch"]), ratio(row["vs_scipy"]), f"{row['peak_mib']:.0f}",
+    )
+
+
+def markdown(rows):
+    head = ("shape", "dtype", "pass", "ms", "GFLOP/s", "of GEMM", "torch ms", "× torch",
+            "× SciPy", "peak MiB")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="5 repeats; shapes a, c, d, e in float32 and c, d, e in float64")
+    parser.add_argument("--repeat", type=int, default=None, help="timed runs (default 9; 5 quick)")
+    parser.add_argument("--shapes", default=None, help="which shapes, e.g. 'acf'")
+    parser.add_argument("--dtypes", default=None, help="e.g. float32,float64")
+    parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    args = parser.parse_args(argv)
+    repeat = max(5, args.repeat or (5 if args.quick else 9))
+    console = Console(width=None if sys.stdout.isatty() else 140)
+
+    console.print(f"convcli threads: {threads()}; memory budget {DEFAULT_MEMORY_BUDGET >> 20} MiB; "
+                  f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    blas_threads = blas_report(console)          # before torch loads its own libraries
+    torch = optional("torch")
+    scipy_ndimage = optional("scipy.ndimage")
+    if scipy_ndimage is not None:
+        import scipy.ndimage as scipy_ndimage
+    ours_threads = blas_threads or os.cpu_count()
+    if torch is None:
+        console.print("torch: not installed: the torch columns are skipped "
+                      "(pip install torch==2.13.0)")
+    else:
+        torch.set_num_threads(ours_threads)
+        console.print(f"torch {torch.__version__}, torch.set_num_threads({ours_threads})")
+    if scipy_ndimage is None:
+        console.print("scipy: not installed: the SciPy column is skipped")
+
+    dtypes = (args.dtypes or "float32,float64").split(",")
+    plan = [(shape, dtype) for dtype in dtypes for shape in SHAPES
+            if shape.name in (args.shapes or "abcdef")]
+    if args.quick and args.shapes is None:
+        plan = [(s, d) for s, d in plan if s.name in ("acde" if d == "float32" else "cde")]
+    gemm = {dtype: gemm_rate(dtype, repeat) for dtype in dtypes}
+    for dtype, rate in gemm.items():
+        console.print(f"GEMM rate (2048² matmul, {dtype}): {rate:.1f} GFLOP/s")
+
+    rows = []
+    for shape, dtype in plan:
+        rows += measure(shape, dtype, repeat, torch, scipy_ndimage, gemm[dtype])
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{platform.machine()} {os.cpu_count()} CPUs, {platform.processor() or cpu_name()}"
+    title = f"convcli conv2d, median of {repeat} ({stamp}; {machine})"
+    console.print(render(rows, title))
+    if args.markdown:
+        print(f"\n{title}\n\n{markdown(rows)}")
+    return rows
+
+
+def cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()
