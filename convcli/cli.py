@@ -764,6 +764,284 @@ def gradcheck(
         raise typer.Exit(1)
 
 
+# --- fit -------------------------------------------------------------------------------------
+
+
+FIT_HELP = (
+    "Learn the kernel w (and bias b) that turns INPUT into TARGET: conv2d(x, w) + b ≈ t.\n\n"
+    "Gradient descent (--method gd, the default) minimises L = ½·mean((conv2d(x, w) + b − t)²) "
+    "with Adam or SGD, taking dL/dw and dL/db from conv2d_backward. --method lstsq finds the "
+    "exact answer in one step: a linear filter is linear regression on the im2col matrix "
+    "(X_col · w = t, each window of the input a sample, each kernel tap a feature), so a "
+    "least-squares solver finds w and b at once; after gd, convcli says how far it is from "
+    "that answer.\n\n"
+    "A grey INPUT and grey TARGET learn one K×K kernel; an RGB INPUT and a grey TARGET learn "
+    "(1, 3, K, K) (with --kernel-size 1, the luma weights); --depthwise learns one kernel per "
+    "channel. The kernel is written as a text file `convcli forward` reads back (or .npy)."
+)
+
+
+@app.command("fit", help=FIT_HELP,
+             epilog="Example: convcli forward samples/camera.png sobel-x --out edges.npy && "
+             "convcli fit samples/camera.png edges.npy --kernel-size 3 --true-kernel sobel-x "
+             "--plot loss.png")
+@handle_errors
+def fit_command(
+    image: Annotated[Path, typer.Argument(
+        metavar="INPUT", help="x: a picture or a .npy array, as for forward.",
+        show_default=False)],
+    target: Annotated[Path, typer.Argument(
+        metavar="TARGET", help="t: a picture or a .npy of the convolution's output shape "
+        "(N, O, OH, OW), e.g. what `convcli forward` wrote.", show_default=False)],
+    kernel_size: Annotated[str, typer.Option(
+        "--kernel-size", "-k", help="The kernel to learn: K or KH,KW.", show_default=False)],
+    stride: Stride = "1",
+    padding: Padding = "same",
+    dilation: Dilation = "1",
+    depthwise: Annotated[bool, typer.Option(
+        "--depthwise", help="Learn one kernel per channel (groups = C).")] = False,
+    method: Annotated[str, typer.Option(
+        help="gd (gradient descent) or lstsq (the exact least-squares answer).")] = "gd",
+    optimizer: Annotated[str, typer.Option(help="adam or sgd (plain gradient descent).")] = "adam",
+    lr: Annotated[Optional[float], typer.Option(
+        help="Learning rate (default: 0.1 for adam; for sgd, 1 / a bound on the loss's "
+        "curvature, so that every step lowers the loss).", show_default=False)] = None,
+    steps: Annotated[int, typer.Option(help="The most gradient steps.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the initial kernel.")] = 0,
+    bias: Annotated[bool, typer.Option(
+        "--bias/--no-bias", help="Learn a bias b per output channel.")] = True,
+    tol: Annotated[float, typer.Option(
+        help="A plateau is the lowest loss falling by less than tol·L over 100 steps: gd then "
+        "goes back to its best kernel with lr / 10 (twice), then stops.")] = 1e-9,
+    true_kernel: Annotated[Optional[str], typer.Option(
+        help="The kernel that made TARGET, if known (any KERNEL forward accepts): shown beside "
+        "the learned one, with the max abs error.", show_default=False)] = None,
+    gray: Gray = False,
+    max_pixels: MaxPixels = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Where to write the learned kernel: a text file forward reads back, "
+        "or .npy if the name ends in .npy (default: TARGET.kernel.txt beside the target; "
+        ".npy when the kernel has more than one input channel, which text cannot hold).",
+        show_default=False)] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        help="Also draw the loss per step (log scale) as a PNG.", show_default=False)] = None,
+    json_output: Json = False,
+    quiet: Quiet = False,
+):
+    import numpy as np
+
+    from . import fit as fitting
+    from . import io, kernels
+    from . import plot as plotting
+    from .geometry import resolve
+
+    options = geometry_options(stride, padding, dilation)
+    size = parse_ints(kernel_size, "kernel-size")
+    if min(size if isinstance(size, tuple) else (size,)) < 1:
+        raise _input_error(f"--kernel-size must be at least 1, got {kernel_size!r}")
+    if method not in ("gd", "lstsq"):
+        raise _input_error(f"--method must be gd or lstsq, got {method!r}")
+    if optimizer not in ("adam", "sgd"):
+        raise _input_error(f"--optimizer must be adam or sgd, got {optimizer!r}")
+    for name, value, valid in (("--steps", steps, steps >= 0), ("--tol", tol, tol >= 0),
+                               ("--lr", lr, lr is None or lr > 0)):
+        if not valid:
+            raise _input_error(f"{name} must be {'positive' if name == '--lr' else 'at least 0'}"
+                               f", got {value}")
+    if plot is not None and method == "lstsq":
+        raise _input_error("--plot draws the loss per gradient step; --method lstsq takes none "
+                           "(use --method gd)")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise _input_error(f"--plot writes a PNG: give a name ending in .png, got {plot}")
+    if max_pixels is not None and max_pixels < 1:
+        raise _input_error(f"--max-pixels must be at least 1, got {max_pixels}")
+    inputs = [image, target, true_kernel]
+    if out is not None:
+        out = io.check_output(out, inputs)
+    if plot is not None:
+        plot = io.check_output(plot, inputs + [out])
+
+    loaded = io.load_image(image, gray=gray, max_pixels=max_pixels)
+    x = loaded.array                                                # (N, C, H, W)
+    target_loaded = io.load_image(target, max_pixels=max_pixels)
+    t = target_loaded.array                                         # (N, O, OH, OW)
+    shape, groups = fitting.weight_shape(x, t, size, depthwise=depthwise, **options)
+    true_w = None
+    if true_kernel is not None:
+        matrix, true_source = io.load_kernel(true_kernel)
+        true_w, true_groups = kernels.as_weight(matrix, x.shape[1])
+        if (true_w.shape, true_groups) != (shape, groups):
+            raise _input_error(f"--true-kernel gives a {true_w.shape} kernel with groups="
+                               f"{true_groups}, but the learned one is {shape} with groups="
+                               f"{groups}")
+    as_text = shape[1] == 1 and groups == 1        # (O, 1, KH, KW) on one channel: text holds it
+    if out is None:
+        out = io.check_output(default_output(target, "kernel.txt" if as_text else "kernel.npy"),
+                              inputs)
+    elif out.suffix.lower() != ".npy" and not as_text:
+        raise _input_error(f"a {shape} kernel cannot be written as a text kernel file (it holds "
+                           "(KH, KW) or (O, KH, KW) for one input channel): give --out ending "
+                           "in .npy")
+
+    start = time.perf_counter()
+    settings = {"bias": bias, "depthwise": depthwise, **options}
+    with _FitProgress(steps, enabled=method == "gd" and not (quiet or json_output)) as progress:
+        found = fitting.fit(x, t, size, method=method, optimizer=optimizer, lr=lr, steps=steps,
+                            seed=seed, tol=tol, callback=progress, **settings)
+    seconds = time.perf_counter() - start
+    exact = found if method == "lstsq" else fitting.fit(x, t, size, method="lstsq", **settings)
+    geometry = resolve(x.shape[2:], shape[2:], **options)
+    best_loss = min(found.losses)
+
+    written = [str(out)]
+    if out.suffix.lower() == ".npy":
+        io.save_npy(out, found.weight)
+    else:
+        text = _kernel_text(found, image, out, best_loss, padding=padding, stride=stride,
+                             dilation=dilation, gray=gray)
+        io.write_atomic(out, lambda file: file.write(text.encode("utf-8")))
+    if plot is not None:
+        title = f"convcli fit: {optimizer}, lr {found.lr:.3g}, {found.steps} steps"
+        io.save_png(plot, plotting.loss_curve(found.losses, title=title))
+        written.append(str(plot))
+
+    columns = int(np.prod(shape[1:])) + bias                # of [X_col, 1], per group
+    differences = {
+        "weight_vs_lstsq": float(np.abs(found.weight - exact.weight).max()),
+        "bias_vs_lstsq": float(np.abs(found.bias - exact.bias).max()) if bias else None,
+        "weight_vs_true": None if true_w is None else float(np.abs(found.weight - true_w).max()),
+    }
+    if json_output:
+        _print_json({
+            "input": {"path": str(image), "shape": list(x.shape), "notes": loaded.notes},
+            "target": {"path": str(target), "shape": list(t.shape),
+                       "notes": target_loaded.notes},
+            "kernel": {"shape": list(shape), "groups": groups, "weight": found.weight.tolist(),
+                       "bias": None if found.bias is None else found.bias.tolist()},
+            "geometry": _geometry_json(geometry, groups),
+            "method": method, "optimizer": optimizer if method == "gd" else None,
+            "lr": found.lr, "lr_cuts": found.lr_cuts, "steps": found.steps,
+            "stopped": found.stopped if method == "gd" else None,
+            "loss": best_loss, "losses": found.losses,
+            "lstsq": {"rank": exact.rank, "columns": columns, "condition": exact.condition},
+            "max_abs_difference": differences,
+            "seconds": round(seconds, 6), "written": written,
+        })
+        return
+    if method == "lstsq":
+        how = "least squares on the im2col matrix: " + ("(X_col, 1) · (w, b) = t" if bias
+                                                          else "X_col · w = t")
+    else:
+        rates = " → ".join(f"{found.lr / 10**k:.3g}" for k in range(found.lr_cuts + 1))
+        why = {"exact": "stopped: y = t to float64 precision",
+               "plateau": "stopped: the loss stopped improving",
+               "steps": "all of them: for a closer answer, more --steps or lstsq"}[found.stopped]
+        how = f"gradient descent, {optimizer}, lr {rates}: {found.steps} of {steps} steps  ({why})"
+    rows = [
+        ("input", f"{_shape(x)}  {loaded.source}"),
+        *[("", f"note: {note}") for note in loaded.notes],
+        ("target", f"{_shape(t)}  {target_loaded.source}"),
+        *[("", f"note: {note}") for note in target_loaded.notes],
+        ("kernel", f"{'×'.join(map(str, shape))}, groups={groups}"
+                   + ("  (each channel separately)" if groups > 1 else "")),
+        *_geometry_rows(geometry, padding),
+        ("method", how),
+        ("loss", f"L = ½·mean((y − t)²) = {best_loss:.4g}"
+                 + (f"  (from {found.losses[0]:.4g})" if method == "gd" else "")),
+        ("bias", ", ".join(f"{v:.6g}" for v in found.bias[:8]) if bias else "none (--no-bias)"),
+        ("X_col", f"rank {exact.rank} of {columns} columns, condition number "
+                  f"{exact.condition:.3g}"
+                  + ("  (not unique: the input does not pin every tap)"
+                     if exact.rank < columns else "")),
+    ]
+    if method == "gd":
+        rows.append(("vs lstsq", f"max |w − w_lstsq| = {differences['weight_vs_lstsq']:.3g}"
+                     + (f", max |b − b_lstsq| = {differences['bias_vs_lstsq']:.3g}"
+                        if bias else "")))
+    if true_w is not None:
+        error = differences["weight_vs_true"]
+        rows.append(("vs true", f"max |w − w_true| = {error:.3g}  ({true_source})"))
+    rows += [("time", f"{seconds * 1000:.1f} ms"), ("written", ", ".join(written))]
+    console = _console(quiet)
+    console.print(_summary_table(rows))
+    if max(shape[2:]) <= 7:
+        console.print(_kernel_tables(found.weight, true_w))
+
+
+class _FitProgress:
+    """callback(step, loss) for fit: a rich bar with the current loss, only on a terminal."""
+
+    def __init__(self, steps: int, *, enabled: bool):
+        self.console = _stderr()
+        self.steps, self.enabled = steps, enabled and self.console.is_terminal
+        self.bar = self.task = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich import progress as bars
+
+            self.bar = bars.Progress(bars.TextColumn("fit"), bars.BarColumn(),
+                                     bars.MofNCompleteColumn(),
+                                     bars.TextColumn("loss {task.fields[loss]}"),
+                                     console=self.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("fit", total=self.steps, loss="…")
+        return self
+
+    def __call__(self, step: int, loss: float):
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, loss=f"{loss:.4g}")
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _kernel_text(found, image, out, loss, *, padding, stride, dilation, gray) -> str:
+    """The learned (O, 1, KH, KW) kernel as forward's text format: rows of numbers, a blank
+    line between output channels, each number exact (repr round-trips a float)."""
+    o, _, kh, kw = found.weight.shape
+    command = f"convcli forward {image} {out} --padding {padding}"
+    command += "".join(f" --{name} {value}" for name, value in (("stride", stride),
+                                                                 ("dilation", dilation))
+                       if value != "1")
+    command += " --gray" if gray else ""
+    if found.bias is not None:
+        command += " --bias " + ",".join(repr(float(v)) for v in found.bias)
+    numbers = [[[repr(float(v)) for v in row] for row in channel] for channel in found.weight[:, 0]]
+    width = max(len(n) for channel in numbers for row in channel for n in row)
+    lines = [(f"# learned by convcli fit ({found.method}): w {o}×1×{kh}×{kw}, "
+              f"cross-correlation weights (not flipped), loss {loss:.4g}"),
+             f"# apply it: {command}"]
+    for index, channel in enumerate(numbers):
+        lines += [""] if index else []
+        lines += ["  ".join(n.rjust(width) for n in row) for row in channel]
+    return "\n".join(lines) + "\n"
+
+
+def _kernel_tables(weight, true_weight=None, limit: int = 6):
+    """w (O, C/g, KH, KW), and the true one beside it, as small tables side by side."""
+    import numpy as np
+    from rich.columns import Columns
+    from rich.table import Table
+
+    tables = []
+    pairs = [(o, c) for o in range(weight.shape[0]) for c in range(weight.shape[1])][:limit]
+    for o, c in pairs:
+        for title, array in (("learned", weight), ("true", true_weight)):
+            if array is None:
+                continue
+            name = f"{title} w[{o},{c}]" if len(pairs) > 1 else f"{title} w"
+            table = Table(title=name, show_header=False, min_width=len(name) + 2)
+            for _ in range(array.shape[3]):
+                table.add_column(justify="right")
+            tiny = 1e-9 * np.abs(array).max()          # rounding noise around 0 shows as 0
+            for row in array[o, c]:
+                table.add_row(*(f"{v if abs(v) > tiny else 0.0:.4g}" for v in row))
+            tables.append(table)
+    return Columns(tables)
+
+
 def main():
     """The console script's entry point."""
     app()
