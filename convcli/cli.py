@@ -681,9 +681,9 @@ def gradcheck(
         help="Coordinates of each of x, w, b to check (chosen at random, always with the "
         "corners and border pixels); default 200. The suite checks every coordinate.")] = None,
     eps: Annotated[Optional[float], typer.Option(
-        help="Central-difference step (default 1e-6; float32: 1e-2).")] = None,
+        help="Central-difference step (default 1e-6; float32: 0.1).")] = None,
     atol: Annotated[Optional[float], typer.Option(
-        help="Absolute tolerance (default 1e-5; float32: 1e-3).")] = None,
+        help="Absolute tolerance (default 1e-5; float32: 1e-2).")] = None,
     rtol: Annotated[Optional[float], typer.Option(
         help="Relative tolerance (default 1e-3; float32: 3e-3).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of g = dL/dy, the data and the samples.")] = 0,
