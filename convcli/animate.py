@@ -9,18 +9,22 @@ The numbers are the Walkthrough's (explain.py): nothing is computed here.
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .explain import Walkthrough, flipped_footprint, fmt, tap_names
 
 MAX_OUTPUTS = 6          # outputs drawn per axis, so at most 36 sliding frames
-CELL = 44                # pixels per grid cell
+CELL = 44                # pixels per grid cell (60 when the numbers have decimals)
 MARGIN = 24
 FRAME_MS, LAST_MS = 700, 4000
 INK, PAPER, GREY, PAD = (20, 20, 20), (255, 255, 255), (150, 150, 150), (232, 232, 232)
 WINDOW, TOUCH, DONE = (214, 40, 40), (30, 90, 200), (222, 235, 255)
 
 
+@functools.lru_cache(maxsize=None)
 def _font(size):
     for name in ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
         try:
@@ -35,7 +39,9 @@ def output_window(walk: Walkthrough) -> tuple[range, range]:
     (oh, ow) = walk.geometry.output_size
     touched = list(flipped_footprint(walk.pixel, walk.arrays["w"].shape, walk.geometry,
                                      walk.groups))
-    centre = (touched[0][1], touched[0][2]) if touched else (0, 0)
+    # the middle of p's footprint, so all of it is in view
+    centre = ((min(t[1] for t in touched) + max(t[1] for t in touched)) // 2,
+              (min(t[2] for t in touched) + max(t[2] for t in touched)) // 2) if touched else (0, 0)
     spans = []
     for size, focus in zip((oh, ow), centre):
         limit = min(size, MAX_OUTPUTS)
@@ -69,16 +75,18 @@ class _Layout:
         self.in_cols = range(cols[0] * sw, cols[-1] * sw + span_w)
         self.rows, self.cols = rows, cols
         self.font, self.small, self.big = _font(15), _font(11), _font(17)
-        grid_h = max(len(self.in_rows), len(rows)) * CELL
+        values = np.concatenate([walk.arrays["x"].ravel(), walk.arrays["y"].ravel()])
+        self.step = CELL if np.all(values == np.round(values)) else 60
+        grid_h = max(len(self.in_rows), len(rows)) * self.step
         self.input_xy = (MARGIN, MARGIN + 26)
-        self.output_xy = (MARGIN * 3 + len(self.in_cols) * CELL, MARGIN + 26)
-        width = self.output_xy[0] + len(cols) * CELL + MARGIN
+        self.output_xy = (MARGIN * 3 + len(self.in_cols) * self.step, MARGIN + 26)
+        width = self.output_xy[0] + len(cols) * self.step + MARGIN
         self.text_y = MARGIN + 26 + grid_h + 16
         self.size = (max(width, 640), self.text_y + 74)
 
     def cell(self, origin, r, c):
-        x, y = origin[0] + c * CELL, origin[1] + r * CELL
-        return (x, y, x + CELL, y + CELL)
+        x, y = origin[0] + c * self.step, origin[1] + r * self.step
+        return (x, y, x + self.step, y + self.step)
 
 
 def _base(walk, layout, channel, out_channel, title):
@@ -189,6 +197,11 @@ def _first_out(walk) -> int:
 
 
 def _centre(draw, box, text, font, fill, dy=0):
+    """text centred in box, in a smaller font if it would not fit."""
+    size = font.size
+    while draw.textlength(text, font=font) > box[2] - box[0] - 6 and size > 8:
+        size -= 1
+        font = _font(size)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     x = (box[0] + box[2] - (right - left)) / 2
     y = (box[1] + box[3] - (bottom - top)) / 2 - top + dy

@@ -52,6 +52,7 @@ class Grid:
     focus: tuple[int, int] | None = None
     symbol: str = "·"      # how a dim cell is drawn; "" draws its value dimmed, in (parens)
     pin_last: int = 0      # trailing columns always shown (results), however it is cropped
+    max_rows: int = 10     # rows shown before cropping
 
 
 @dataclass
@@ -345,7 +346,8 @@ def _steps(a, geometry, groups, pixel) -> list[Step]:
         "Deep learning's \"convolution\" is a cross-correlation: slide w over the padded x "
         "without flipping it; at each stop multiply the overlapping numbers and add them up. "
         f"The first window, in [brackets]: y(0,0) = {_sum_text(terms)} = "
-        f"{fmt(a['y'][0, 0, 0, 0])}" + (" (summed over the input channels)" if many else "")
+        f"{fmt(a['y'][0, 0, 0, 0])}" + (" (summed over the input channels)"
+                                     if group_channels > 1 else "")
         + ".",
         _geometry_text(geometry, (height, width)),
     ]
@@ -372,7 +374,7 @@ def _steps(a, geometry, groups, pixel) -> list[Step]:
     ]
     w_rows = [f"{ch}:{n}" if channels > 1 else n for ch in range(channels) for n in names]
     grids = [Grid("X_col | X_col · W", table, rows, columns + out_names, focus=(0, 0),
-                  pin_last=out_channels),
+                  pin_last=out_channels, max_rows=16),
              Grid("W", a["W"], w_rows, [f"o{o}" for o in range(out_channels)])]
     steps.append(Step("2. im2col: the convolution as one matrix product", text, grids))
 
@@ -419,7 +421,7 @@ def _steps(a, geometry, groups, pixel) -> list[Step]:
         name = names[(kh - 1 - fi) * kw + (kw - 1 - fj)]
         labels[o, oi, oj] = f"p·{name}"
         mark[o, oi, oj] = True
-        channel = f" o{o}" if out_channels > 1 else ""
+        channel = f"[o={o}]" if out_channels > 1 else ""
         weight = w_f[c, o % group_out, fi, fj]
         lines.append(f"y{channel}({oi},{oj}) gets p·{name} = {fmt(p, True)}·{fmt(weight, True)}"
                      f" = {fmt(p * weight)}")

@@ -19,7 +19,6 @@ from rich.text import Text
 
 from .explain import Check, Grid, Step, Walkthrough
 
-MAX_ROWS = 16
 ELLIPSIS = "⋯"
 
 
@@ -68,13 +67,13 @@ def check_line(check: Check) -> Text:
 
 
 def grid_table(grid: Grid, max_width: int) -> Table:
-    """A rich Table of grid, cropped around grid.focus to MAX_ROWS rows and max_width columns.
+    """A rich Table of grid, cropped around grid.focus to grid.max_rows rows and max_width columns.
 
     Only the cells that can be shown are formatted, so a 512×512 image costs no more than a 4×4.
     """
     rows, cols = np.shape(grid.values)[:2] if np.ndim(grid.values) == 2 else (len(grid.values), 1)
     focus = grid.focus or (0, 0)
-    row_span = _window(rows, MAX_ROWS, focus[0])
+    row_span = _window(rows, grid.max_rows, focus[0])
     body = cols - grid.pin_last
     measure = Console(width=10_000).measure
 
@@ -153,8 +152,8 @@ def _format(values: np.ndarray) -> np.ndarray:
     for index, v in np.ndenumerate(values):
         out[index] = ("" if not np.isfinite(v) else
                       (f"{v:.0f}" if whole else f"{v:.2f}").replace("-", "−"))
-        if out[index] == "−0":
-            out[index] = "0"
+        if out[index].startswith("−") and not out[index].strip("−0."):
+            out[index] = out[index][1:]                         # −0.00 -> 0.00
     return out
 
 
