@@ -901,7 +901,7 @@ def fit_command(
                              dilation=dilation, gray=gray)
         io.write_atomic(out, lambda file: file.write(text.encode("utf-8")))
     if plot is not None:
-        title = f"convcli fit: {optimizer}, lr {found.lr:.3g}, {found.steps} steps"
+        title = f"convcli fit: {optimizer}, lr {_rates(found, '->')}, {found.steps} steps"
         io.save_png(plot, plotting.loss_curve(found.losses, title=title))
         written.append(str(plot))
 
@@ -932,11 +932,11 @@ def fit_command(
         how = "least squares on the im2col matrix: " + ("(X_col, 1) · (w, b) = t" if bias
                                                           else "X_col · w = t")
     else:
-        rates = " → ".join(f"{found.lr / 10**k:.3g}" for k in range(found.lr_cuts + 1))
         why = {"exact": "stopped: y = t to float64 precision",
                "plateau": "stopped: the loss stopped improving",
                "steps": "all of them: for a closer answer, more --steps or lstsq"}[found.stopped]
-        how = f"gradient descent, {optimizer}, lr {rates}: {found.steps} of {steps} steps  ({why})"
+        how = (f"gradient descent, {optimizer}, lr {_rates(found)}: {found.steps} of {steps} "
+               f"steps  ({why})")
     rows = [
         ("input", f"{_shape(x)}  {loaded.source}"),
         *[("", f"note: {note}") for note in loaded.notes],
@@ -966,6 +966,12 @@ def fit_command(
     console.print(_summary_table(rows))
     if max(shape[2:]) <= 7:
         console.print(_kernel_tables(found.weight, true_w))
+
+
+def _rates(found, arrow="→") -> str:
+    """The learning rates gd used: "0.1", or "0.1 → 0.01" after a plateau (Pillow's default
+    font has no →: the plot passes "->")."""
+    return f" {arrow} ".join(f"{found.lr / 10**k:.3g}" for k in range(found.lr_cuts + 1))
 
 
 class _FitProgress:
