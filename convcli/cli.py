@@ -1006,8 +1006,11 @@ class _FitProgress:
 def _kernel_text(found, image, out, loss, *, padding, stride, dilation, gray) -> str:
     """The learned (O, 1, KH, KW) kernel as forward's text format: rows of numbers, a blank
     line between output channels, each number exact (repr round-trips a float)."""
+    import shlex
+
     o, _, kh, kw = found.weight.shape
-    command = f"convcli forward {image} {out} --padding {padding}"
+    paths = " ".join(shlex.quote(str(path)) for path in (image, out))
+    command = f"convcli forward {paths} --padding {padding}"
     command += "".join(f" --{name} {value}" for name, value in (("stride", stride),
                                                                  ("dilation", dilation))
                        if value != "1")
