@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from rich import box
+from rich.cells import cell_len
 from rich.columns import Columns
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -75,18 +76,37 @@ def grid_table(grid: Grid, max_width: int) -> Table:
     focus = grid.focus or (0, 0)
     row_span = _window(rows, grid.max_rows, focus[0])
     body = cols - grid.pin_last
-    measure = Console(width=10_000).measure
+    shown_rows = np.arange(*row_span)
 
     def table_of(limit):
         return _table(grid, row_span, _window(body, limit, focus[1]))
 
-    # the most body columns that fit, by bisection (a cell is at least 2 characters wide)
-    low, high = 1, min(body, max_width // 2)
-    while low < high:
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if measure(table_of(middle)).maximum <= max_width else (
-            low, middle - 1)
-    return table_of(low)
+    # The most body columns that fit: estimated from the cells' widths (a column takes its
+    # width + 2 of padding + 1 between columns, less the 2 outer pads), then confirmed by rich.
+    limit = min(body, max_width // 2)
+    start, stop = _window(body, limit, focus[1])      # every narrower window lies inside it
+    columns = np.r_[start:stop, body:cols]
+    cells = _cells(grid, shown_rows, columns)
+    width = {j: max([cell_len(t.plain) for t in cells[:, k]]
+                    + [cell_len(grid.col_labels[j]) if grid.col_labels else 0])
+             for k, j in enumerate(columns)}
+    labels = ([max(cell_len(grid.row_labels[i]) for i in shown_rows)]
+              if grid.row_labels is not None else [])
+
+    def estimate(n):
+        c0, c1 = _window(body, n, focus[1])
+        widths = (labels + [1] * (c0 > 0) + [width[j] for j in range(c0, c1)]
+                  + [1] * (c1 < body) + [width[j] for j in range(body, cols)])
+        return sum(widths) + 3 * len(widths) - 3
+
+    while limit > 1 and estimate(limit) > max_width:
+        limit -= 1
+    table = table_of(limit)
+    measure = Console(width=10_000).measure
+    while limit > 1 and measure(table).maximum > max_width:
+        limit -= 1
+        table = table_of(limit)
+    return table
 
 
 def _table(grid, row_span, col_span) -> Table:
