@@ -119,7 +119,7 @@ def _table(grid, row_span, col_span) -> Table:
     cells = dict(zip([(i, j) for i in shown_rows for j in shown_cols],
                      _cells(grid, shown_rows, shown_cols).ravel()))
     cropped = (r0, r1, c0, c1) != (0, rows, 0, body)
-    caption = Text(f"{rows}×{cols} in all") if cropped else None
+    caption = Text(f"cropped from {rows}×{cols}") if cropped else None
     table = Table(title=Text(grid.title, style="bold"), caption=caption, box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False, padding=(0, 1),
                   show_header=grid.col_labels is not None, caption_style="dim")

@@ -184,7 +184,7 @@ def test_80_columns_and_large_inputs_are_cropped(args, tmp_path, rng):
     np.save(image, rng.random((3, 50, 60)))
     output = run("--image", image, *args).stdout
     assert max(len(line) for line in output.splitlines()) <= 80
-    assert "⋯" in output and re.search(r"5\d×6\d in all", output)   # cropped, full shape said
+    assert "⋯" in output and re.search(r"cropped from 5\d×6\d", output)   # cropped, full shape said
     assert "✗" not in output
 
 
