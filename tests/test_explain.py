@@ -154,6 +154,13 @@ def test_a_kernel_that_is_not_flipped_fails_the_flip_checks(monkeypatch):
     assert failed == {"dy/dp", "dL/dx_flipped"}
 
 
+def test_a_failed_check_is_shown_and_exits_1(monkeypatch):
+    monkeypatch.setattr(explain, "flip_kernel", lambda w, groups=1: flip_kernel(w, groups)[
+        ..., ::-1, ::-1].copy())
+    output = run(expect=1).stdout
+    assert "✗ ∂y/∂p is the flipped kernel" in output and "4 of 7 checks pass" in output
+
+
 def test_stride_2_walkthrough_dilates_dy_and_passes():
     output = prose(run("--stride", 2, "--pixel", "1,1").stdout)
     assert "7 of 7 checks pass" in output and "✗" not in output
