@@ -425,7 +425,7 @@ def _steps(a, geometry, groups, pixel) -> list[Step]:
         weight = w_f[c, o % group_out, fi, fj]
         lines.append(f"y{channel}({oi},{oj}) gets p·{name} = {fmt(p, True)}·{fmt(weight, True)}"
                      f" = {fmt(p * weight)}")
-    labels[labels == ""] = "·"
+    labels[labels == ""] = "0"                     # ∂y/∂p is 0 where p is in no window
     p_mark = np.zeros(geometry.padded_size, bool)
     p_mark[pi + top, pj + left] = True
     chain = [f"{fmt(a['dL/dy'][0, o, oi, oj], True)}·{fmt(w_f[c, o % group_out, fi, fj], True)}"
