@@ -538,10 +538,12 @@ def _short(value) -> str:
 
 
 EXPLAIN_HELP = (
-    "Walk through \"Convolution in forward and backward\" on real numbers, every claim checked: "
-    "y = x ⋆ w (cross-correlation), im2col's Y = X_col · W, dL/dw = X_colᵀ · dL/dy, one pixel "
-    "p's footprint (p times the flipped kernel), and dL/dx = dL/dy ⋆ w_flipped (full). Each "
-    "equality gets ✓ or ✗ from a real comparison, with its max abs difference.\n\n"
+    "Walk through \"Convolution in forward and backward\" on real numbers, every claim checked."
+    "\n\n"
+    "The steps: y = x ⋆ w (cross-correlation), im2col's Y = X_col · W, dL/dw = X_colᵀ · dL/dy, "
+    "one pixel p's footprint (p times the flipped kernel), and dL/dx = dL/dy ⋆ w_flipped "
+    "(full). Each equality gets ✓ or ✗ from a real comparison, with its max abs difference."
+    "\n\n"
     "By default the article's case: a seeded 4×4 of integers, the 2×2 kernel (a b; c d) = "
     "(1 2; 3 4), stride 1, padding (1, 0, 1, 0) (top and left, so y keeps x's size), "
     "and a seeded random integer dL/dy. With stride > 1 dL/dy is dilated with zeros first; with "
