@@ -352,3 +352,13 @@ def test_forward_reads_other_formats(tmp_path, pixels, extension):
     np.testing.assert_array_equal(np.load(out)[0], expected.transpose(2, 0, 1) / 255.0)
     if extension == "gif":
         assert "first of 2 frames" in result.stdout
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    target = tmp_path / "y.bin"
+    mask = os.umask(0o022)
+    try:
+        write_atomic(target, lambda file: file.write(b"data"))
+    finally:
+        os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o644
