@@ -28,6 +28,7 @@ import time
 import tracemalloc
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,41 @@ def measure(shape, dtype, repeat, torch, ndimage, gemm):
     return rows
 
 
+def whole_x_col(function, *args, **kwargs):
+    """function(*args, **kwargs) with no chunking: one chunk holding the whole X_col."""
+    import convcli.conv as core
+
+    def call():
+        saved, core._GEMM_CHUNK_BYTES = core._GEMM_CHUNK_BYTES, 2**40
+        try:
+            function(*args, **kwargs, memory_budget=2**40)
+        finally:
+            core._GEMM_CHUNK_BYTES = saved
+
+    return call
+
+
+def chunking_rows(repeat, dtypes):
+    """c, d, e with the default chunks against one chunk holding the whole X_col, in turns."""
+    rows = []
+    for dtype in dtypes:
+        for shape in (s for s in SHAPES if s.name in "cde"):
+            rng = np.random.default_rng(0)
+            x = rng.standard_normal(shape.x).astype(dtype)
+            w = rng.standard_normal(shape.w()).astype(dtype)
+            options = {"stride": shape.stride, "padding": shape.padding}
+            grad_output = rng.standard_normal(conv2d(x, w, **options).shape).astype(dtype)
+            for direction, function, args in (("forward", conv2d, (x, w)),
+                                              ("backward", conv2d_backward, (grad_output, x, w))):
+                chunked, single = interleaved(
+                    [partial(function, *args, **options), whole_x_col(function, *args, **options)],
+                    repeat)
+                rows.append((f"{shape.name} {shape.what}", np.dtype(dtype).name, direction,
+                             f"{chunked * 1e3:.1f}", f"{single * 1e3:.1f}",
+                             f"{chunked / single:.2f}"))
+    return rows
+
+
 def blas_report(console):
     """numpy.show_config()'s BLAS, and threadpoolctl's view of the loaded libraries."""
     buffer = io.StringIO()
@@ -259,6 +295,8 @@ def main(argv=None):
     parser.add_argument("--shapes", default=None, help="which shapes, e.g. 'acf'")
     parser.add_argument("--dtypes", default=None, help="e.g. float32,float64")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    parser.add_argument("--chunking", action="store_true",
+                        help="also time c, d, e with default chunks against one whole X_col")
     args = parser.parse_args(argv)
     repeat = max(5, args.repeat or (5 if args.quick else 9))
     console = Console(width=None if sys.stdout.isatty() else 140)
@@ -298,6 +336,18 @@ def main(argv=None):
     console.print(render(rows, title))
     if args.markdown:
         print(f"\n{title}\n\n{markdown(rows)}")
+    if args.chunking:
+        head = ("shape", "dtype", "pass", "chunked ms", "one chunk ms", "ratio")
+        table = Table(title=f"chunks of X_col against the whole X_col, median of {repeat}")
+        for column in head:
+            table.add_column(column)
+        chunk_rows = chunking_rows(repeat, dtypes)
+        for row in chunk_rows:
+            table.add_row(*row)
+        console.print(table)
+        if args.markdown:
+            print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+            print("\n".join("| " + " | ".join(row) + " |" for row in chunk_rows))
     return rows
 
 
