@@ -334,6 +334,8 @@ def threads() -> int:
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads
+    os.register_at_fork(after_in_child=_pools.clear)
 
 
 def _run(task, batch, output_rows, row_size, chunk_bytes, memory_budget, dtype):

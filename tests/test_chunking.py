@@ -1,6 +1,9 @@
 """Chunking: every piece of X_col the core builds under a memory budget, and the threads that run
 them, give the unchunked answer. Nothing here times anything."""
 
+import os
+import signal
+import time
 import tracemalloc
 
 import numpy as np
@@ -209,6 +212,28 @@ def test_thread_counts_agree(threads_setting, monkeypatch, rng):
     got = conv2d_backward(grad_output, x, w, memory_budget=500, **options)
     for g, e in zip(got, want):
         np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_its_own_threads(monkeypatch, rng):
+    """The parent's pool threads do not exist in a forked child: the child must start its own."""
+    monkeypatch.setenv("CONVCLI_NUM_THREADS", "2")
+    x, w = rng.standard_normal((4, 3, 10, 10)), rng.standard_normal((2, 3, 3, 3))
+    expected = conv2d(x, w, memory_budget=100)               # the parent's pool now exists
+    pid = os.fork()
+    if pid == 0:                                             # the child: exit 0 if it agrees
+        ok = np.array_equal(conv2d(x, w, memory_budget=100), expected)
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("conv2d in a forked child hung")
 
 
 # -- one channel per output: the shifted-slice path -------------------------------------------
