@@ -191,37 +191,55 @@ def measure(shape, dtype, repeat, torch, ndimage, gemm):
 
 
 def whole_x_col(function, *args, **kwargs):
-    """function(*args, **kwargs) with no chunking: one chunk holding the whole X_col."""
+    """function(*args, **kwargs) as a plain im2col: the matrix-product path (also for one
+    channel per output), one chunk holding the whole X_col."""
     import convcli.conv as core
 
     def call():
-        saved, core._GEMM_CHUNK_BYTES = core._GEMM_CHUNK_BYTES, 2**40
+        saved = core._GEMM_CHUNK_BYTES, core._one_channel_each
+        core._GEMM_CHUNK_BYTES, core._one_channel_each = 2**40, lambda w, groups: False
         try:
             function(*args, **kwargs, memory_budget=2**40)
         finally:
-            core._GEMM_CHUNK_BYTES = saved
+            core._GEMM_CHUNK_BYTES, core._one_channel_each = saved
 
     return call
 
 
-def chunking_rows(repeat, dtypes):
-    """c, d, e with the default chunks against one chunk holding the whole X_col, in turns."""
+def one_thread(function, *args, **kwargs):
+    """function(*args, **kwargs) with CONVCLI_NUM_THREADS=1 (BLAS keeps its threads)."""
+
+    def call():
+        saved = os.environ.get("CONVCLI_NUM_THREADS")
+        os.environ["CONVCLI_NUM_THREADS"] = "1"
+        try:
+            function(*args, **kwargs)
+        finally:
+            if saved is None:
+                del os.environ["CONVCLI_NUM_THREADS"]
+            else:
+                os.environ["CONVCLI_NUM_THREADS"] = saved
+
+    return call
+
+
+def chunking_rows(repeat, plan):
+    """Our default against a plain whole X_col and against one chunk thread, in turns."""
     rows = []
-    for dtype in dtypes:
-        for shape in (s for s in SHAPES if s.name in "cde"):
-            rng = np.random.default_rng(0)
-            x = rng.standard_normal(shape.x).astype(dtype)
-            w = rng.standard_normal(shape.w()).astype(dtype)
-            options = {"stride": shape.stride, "padding": shape.padding}
-            grad_output = rng.standard_normal(conv2d(x, w, **options).shape).astype(dtype)
-            for direction, function, args in (("forward", conv2d, (x, w)),
-                                              ("backward", conv2d_backward, (grad_output, x, w))):
-                chunked, single = interleaved(
-                    [partial(function, *args, **options), whole_x_col(function, *args, **options)],
-                    repeat)
-                rows.append((f"{shape.name} {shape.what}", np.dtype(dtype).name, direction,
-                             f"{chunked * 1e3:.1f}", f"{single * 1e3:.1f}",
-                             f"{chunked / single:.2f}"))
+    for shape, dtype in plan:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(shape.x).astype(dtype)
+        w = rng.standard_normal(shape.w()).astype(dtype)
+        options = {"stride": shape.stride, "padding": shape.padding}
+        grad_output = rng.standard_normal(conv2d(x, w, **options).shape).astype(dtype)
+        for direction, function, args in (("forward", conv2d, (x, w)),
+                                          ("backward", conv2d_backward, (grad_output, x, w))):
+            ours, whole, single = interleaved(
+                [partial(function, *args, **options), whole_x_col(function, *args, **options),
+                 one_thread(function, *args, **options)], repeat, warmup=1)
+            rows.append((f"{shape.name} {shape.what}", np.dtype(dtype).name, direction,
+                         f"{ours * 1e3:.1f}", f"{whole * 1e3:.1f}", f"{ours / whole:.2f}",
+                         f"{single * 1e3:.1f}", f"{ours / single:.2f}"))
     return rows
 
 
@@ -296,7 +314,7 @@ def main(argv=None):
     parser.add_argument("--dtypes", default=None, help="e.g. float32,float64")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     parser.add_argument("--chunking", action="store_true",
-                        help="also time c, d, e with default chunks against one whole X_col")
+                        help="also time ours against a plain whole X_col and one chunk thread")
     args = parser.parse_args(argv)
     repeat = max(5, args.repeat or (5 if args.quick else 9))
     console = Console(width=None if sys.stdout.isatty() else 140)
@@ -337,11 +355,13 @@ def main(argv=None):
     if args.markdown:
         print(f"\n{title}\n\n{markdown(rows)}")
     if args.chunking:
-        head = ("shape", "dtype", "pass", "chunked ms", "one chunk ms", "ratio")
-        table = Table(title=f"chunks of X_col against the whole X_col, median of {repeat}")
+        head = ("shape", "dtype", "pass", "ours ms", "whole X_col ms", "ratio",
+                "1 thread ms", "ratio")
+        table = Table(title="ours against a plain im2col (the whole X_col, no shifted slices) "
+                            f"and against one chunk thread, median of {repeat}")
         for column in head:
-            table.add_column(column)
-        chunk_rows = chunking_rows(repeat, dtypes)
+            table.add_column(column, justify="left" if column in head[:3] else "right")
+        chunk_rows = chunking_rows(repeat, plan)
         for row in chunk_rows:
             table.add_row(*row)
         console.print(table)

@@ -13,19 +13,17 @@ the kernel is *not* flipped. M = N·OH·OW below is the number of output pixels.
 
 Speed and memory: X_col has KH·KW times as many numbers as x, so it is never built whole. The
 output is cut into chunks of batch items and output rows (``geometry.chunks``) whose piece of
-X_col fits ``memory_budget`` bytes (default 256 MiB, split between the threads); each chunk copies
-its piece (as X_colᵀ, (C·KH·KW, rows·OW), see im2col.py), multiplies, and moves on. Chunks run on a
-small thread pool (NumPy's copies and BLAS release the GIL): ``threads()`` says how many. When
-each output channel reads one input channel (C = O = 1, or depthwise), the product has one row
-and BLAS is memory-bound on it: those layers sum KH·KW shifted slices instead, with no X_col.
+X_col fits ``memory_budget`` bytes (default 256 MiB); each chunk copies its piece (as X_colᵀ,
+(C·KH·KW, rows·OW), see im2col.py), multiplies, and moves on, while BLAS runs each product on
+every core. When each output channel reads one input channel (C = O = 1, or depthwise), the
+product has one row and is memory-bound: those layers sum KH·KW shifted slices instead, with no
+X_col, their chunks on a small thread pool (NumPy releases the GIL): ``threads()`` says how many.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from functools import partial
 
 import numpy as np
@@ -36,9 +34,9 @@ from .im2col import col2im_t_add, columns_t, pad_input, windows_t
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 """Bytes of scratch (pieces of X_col) that conv2d and conv2d_backward may hold at once."""
 
-# Largest piece of X_col per chunk, whatever the budget: a few MiB keeps both cores busy
-# (one copies while the other multiplies) and the copy near the caches. The shifted-slice path
-# works on pieces of the output about the size of a core's L2 cache.
+# Largest piece of X_col per chunk, whatever the budget: a few MiB keeps the copy near the
+# caches at no cost to the products (measured). The shifted-slice path works on pieces of the
+# output about the size of a core's L2 cache.
 _GEMM_CHUNK_BYTES = 8 * 2**20
 _SHIFTED_CHUNK_BYTES = 512 * 2**10
 
@@ -69,7 +67,8 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
     if _one_channel_each(w, groups):
         task = partial(_forward_shifted_chunk, x_padded=x_padded, w=w, b=b, y=y,
                        geometry=geometry)
-        _run(task, n, oh, c * ow, _SHIFTED_CHUNK_BYTES, memory_budget, x.dtype)
+        _run(task, n, oh, c * ow, _SHIFTED_CHUNK_BYTES, memory_budget, x.dtype,
+             on_threads=True)
     else:
         task = partial(_forward_chunk, x_padded=x_padded, w=w, b=b, y=y, geometry=geometry,
                        groups=groups)
@@ -146,7 +145,8 @@ def _grad_weight(grad_output, x, w, geometry: Geometry, groups, memory_budget):
     if _one_channel_each(w, groups):
         task = partial(_grad_weight_shifted_chunk, x_padded=x_padded, grad_output=grad_output,
                        geometry=geometry)
-        grad_w = _run(task, n, oh, c * ow, _SHIFTED_CHUNK_BYTES, memory_budget, x.dtype)
+        grad_w = _run(task, n, oh, c * ow, _SHIFTED_CHUNK_BYTES, memory_budget, x.dtype,
+                      on_threads=True)
     else:
         task = partial(_grad_weight_chunk, x_padded=x_padded, grad_output=grad_output,
                        geometry=geometry, groups=groups)
@@ -228,26 +228,22 @@ def _grad_input_col2im(grad_output, x_shape, w, geometry: Geometry, groups, memo
     n, c, height, width = x_shape
     top, _, left, _ = geometry.pad
     grad_padded = np.zeros((n, c) + geometry.padded_size, dtype=grad_output.dtype)
-    # Row chunks of one item add onto shared input rows: those scatters take turns.
-    lock = threading.Lock()
     task = partial(_grad_input_col2im_chunk, grad_output=grad_output, w=w, geometry=geometry,
-                   groups=groups, grad_padded=grad_padded, lock=lock)
+                   groups=groups, grad_padded=grad_padded)
     _run(task, n, geometry.output_size[0], c * w[0, 0].size * geometry.output_size[1],
          _GEMM_CHUNK_BYTES, memory_budget, grad_output.dtype)
     return grad_padded[:, :, top : top + height, left : left + width].copy()
 
 
-def _grad_input_col2im_chunk(chunk, scratch, *, grad_output, w, geometry, groups, grad_padded,
-                             lock):
+def _grad_input_col2im_chunk(chunk, scratch, *, grad_output, w, geometry, groups, grad_padded):
     grad_y = _chunk_of(grad_output, chunk, groups)                  # (n, G, Og, P)
     n, _, _, p = grad_y.shape
     k_group = w[0].size                                             # Kg = C/g·KH·KW
     grad_cols_t = scratch[: n * groups * k_group * p].reshape(n, groups, k_group, p)
     # dL/dX_col = dL/dY · W, transposed, per group: (G, Kg, Og) · (n, G, Og, P) -> (n, G, Kg, P)
     _matmul(_per_group_weights(w, groups).swapaxes(-1, -2), grad_y, out=grad_cols_t)
-    whole_items = chunk[1] == slice(0, geometry.output_size[0])
-    with nullcontext() if whole_items else lock:
-        col2im_t_add(grad_cols_t.reshape(n, groups * k_group, p), grad_padded, geometry, chunk)
+    # chunks run in turn: neighbouring row chunks add onto the input rows they share
+    col2im_t_add(grad_cols_t.reshape(n, groups * k_group, p), grad_padded, geometry, chunk)
 
 
 def _grad_input_flipped(grad_output, x_shape, w, geometry: Geometry, groups, memory_budget):
@@ -323,7 +319,8 @@ def _matmul(a, b, out=None):
 
 
 def threads() -> int:
-    """Threads that run chunks: $CONVCLI_NUM_THREADS if set, else the CPUs this process may use.
+    """Threads for the shifted-slice chunks: $CONVCLI_NUM_THREADS if set, else the CPUs this
+    process may use.
 
     BLAS has its own threads inside each product (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS).
     """
@@ -338,14 +335,17 @@ if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's t
     os.register_at_fork(after_in_child=_pools.clear)
 
 
-def _run(task, batch, output_rows, row_size, chunk_bytes, memory_budget, dtype):
-    """Run task(chunk, scratch) over chunks of the (batch, output_rows) output, on threads() threads.
+def _run(task, batch, output_rows, row_size, chunk_bytes, memory_budget, dtype, *,
+         on_threads=False):
+    """Run task(chunk, scratch) over chunks of the (batch, output_rows) output.
 
-    row_size: scratch elements one output row of one item needs. Each thread gets one scratch
-    buffer, reused for its chunks, so all of them together hold at most memory_budget bytes (or
-    one row each, if more). Returns the sum of what the tasks return (None if nothing).
+    row_size: scratch elements one output row of one item needs. The chunks run one after
+    another in this thread, or, on_threads, on threads() threads, each with its own scratch
+    (for NumPy-only work: a BLAS product already uses every core, and two at once were measured
+    slower). Each scratch buffer is reused for its thread's chunks; all together hold at most
+    memory_budget bytes (or one row each, if more). Returns the sum of what the tasks return.
     """
-    workers = threads()
+    workers = threads() if on_threads else 1
     itemsize = np.dtype(dtype).itemsize
     chunk_budget = min(chunk_bytes, memory_budget // workers)
     plan = chunks(batch, output_rows, row_size * itemsize, chunk_budget, min_chunks=2 * workers)

@@ -177,14 +177,13 @@ GEOMETRIES = [
 @pytest.mark.parametrize("x_shape, w_shape, options", GEOMETRIES)
 @pytest.mark.parametrize("rows_per_chunk", [1, 2, 3])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_row_chunks_split_windows(x_shape, w_shape, options, rows_per_chunk, dtype, threads,
-                                  plans, rng):
+def test_row_chunks_split_windows(x_shape, w_shape, options, rows_per_chunk, dtype, plans, rng):
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype)
     geometry = resolve(x_shape[2:], w_shape[2:], **options)
     row_bytes = x_shape[1] * w_shape[2] * w_shape[3] * geometry.output_size[1] * x.itemsize
-    budget = rows_per_chunk * row_bytes * threads          # each thread gets budget / threads
+    budget = rows_per_chunk * row_bytes                    # matrix-product chunks run in turn
     grad_output = rng.standard_normal((x_shape[0], w_shape[0]) + geometry.output_size)
     grad_output = grad_output.astype(dtype)
     for route in ("col2im", "flipped"):
@@ -201,13 +200,15 @@ def test_row_chunks_split_windows(x_shape, w_shape, options, rows_per_chunk, dty
 
 
 @pytest.mark.parametrize("threads_setting", ["1", "2", "3"])
-def test_thread_counts_agree(threads_setting, monkeypatch, rng):
+@pytest.mark.parametrize("w_shape, groups", [((5, 4, 3, 3), 1), ((4, 1, 3, 3), 4)],
+                         ids=["matrix product", "depthwise, shifted slices on threads"])
+def test_thread_counts_agree(threads_setting, w_shape, groups, monkeypatch, rng):
     monkeypatch.setenv("CONVCLI_NUM_THREADS", threads_setting)
     assert convcli.conv.threads() == int(threads_setting)
     x = rng.standard_normal((3, 4, 12, 10))
-    w = rng.standard_normal((5, 4, 3, 3))
-    grad_output = rng.standard_normal((3, 5, 5, 4))
-    options = {"stride": 2}
+    w = rng.standard_normal(w_shape)
+    grad_output = rng.standard_normal((3, w_shape[0], 5, 4))
+    options = {"stride": 2, "groups": groups}
     want = conv2d_backward_loop(grad_output, x, w, **options)
     got = conv2d_backward(grad_output, x, w, memory_budget=500, **options)
     for g, e in zip(got, want):
@@ -218,8 +219,9 @@ def test_thread_counts_agree(threads_setting, monkeypatch, rng):
 def test_a_forked_child_gets_its_own_threads(monkeypatch, rng):
     """The parent's pool threads do not exist in a forked child: the child must start its own."""
     monkeypatch.setenv("CONVCLI_NUM_THREADS", "2")
-    x, w = rng.standard_normal((4, 3, 10, 10)), rng.standard_normal((2, 3, 3, 3))
+    x, w = rng.standard_normal((4, 1, 10, 10)), rng.standard_normal((1, 1, 3, 3))
     expected = conv2d(x, w, memory_budget=100)               # the parent's pool now exists
+    assert convcli.conv._pools
     pid = os.fork()
     if pid == 0:                                             # the child: exit 0 if it agrees
         ok = np.array_equal(conv2d(x, w, memory_budget=100), expected)
