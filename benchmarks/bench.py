@@ -3,6 +3,7 @@
     python benchmarks/bench.py            # every shape, float32 and float64
     python benchmarks/bench.py --quick    # fewer repeats and shapes: under a minute
     python benchmarks/bench.py --markdown # the table as Markdown too (for benchmarks/README.md)
+    python benchmarks/bench.py --chunking # also: against a plain whole X_col, and BLAS on 1 core
 
 For each shape (issue 6's a-f) and dtype it times the forward pass and the backward pass
 (dL/dx + dL/dw + dL/db), each the median of --repeat runs after a warm-up. Ours, torch's and
@@ -37,7 +38,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from convcli import conv2d, conv2d_backward
-from convcli.conv import DEFAULT_MEMORY_BUDGET, threads
+from convcli.conv import DEFAULT_MEMORY_BUDGET
 from convcli.geometry import resolve
 
 
@@ -191,40 +192,32 @@ def measure(shape, dtype, repeat, torch, ndimage, gemm):
 
 
 def whole_x_col(function, *args, **kwargs):
-    """function(*args, **kwargs) as a plain im2col: the matrix-product path (also for one
-    channel per output), one chunk holding the whole X_col."""
+    """function(*args, **kwargs) as a plain im2col: one chunk holding the whole X_col."""
     import convcli.conv as core
 
     def call():
-        saved = core._GEMM_CHUNK_BYTES, core._one_channel_each
-        core._GEMM_CHUNK_BYTES, core._one_channel_each = 2**40, lambda w, groups: False
+        saved, core._CHUNK_BYTES = core._CHUNK_BYTES, 2**40
         try:
             function(*args, **kwargs, memory_budget=2**40)
         finally:
-            core._GEMM_CHUNK_BYTES, core._one_channel_each = saved
+            core._CHUNK_BYTES = saved
 
     return call
 
 
-def one_thread(function, *args, **kwargs):
-    """function(*args, **kwargs) with CONVCLI_NUM_THREADS=1 (BLAS keeps its threads)."""
+def one_core(threadpoolctl, function, *args, **kwargs):
+    """function(*args, **kwargs) with BLAS limited to one thread."""
 
     def call():
-        saved = os.environ.get("CONVCLI_NUM_THREADS")
-        os.environ["CONVCLI_NUM_THREADS"] = "1"
-        try:
+        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
             function(*args, **kwargs)
-        finally:
-            if saved is None:
-                del os.environ["CONVCLI_NUM_THREADS"]
-            else:
-                os.environ["CONVCLI_NUM_THREADS"] = saved
 
     return call
 
 
 def chunking_rows(repeat, plan):
-    """Our default against a plain whole X_col and against one chunk thread, in turns."""
+    """Ours against a plain whole X_col and against BLAS on one core, in turns."""
+    threadpoolctl = optional("threadpoolctl")
     rows = []
     for shape, dtype in plan:
         rng = np.random.default_rng(0)
@@ -234,12 +227,16 @@ def chunking_rows(repeat, plan):
         grad_output = rng.standard_normal(conv2d(x, w, **options).shape).astype(dtype)
         for direction, function, args in (("forward", conv2d, (x, w)),
                                           ("backward", conv2d_backward, (grad_output, x, w))):
-            ours, whole, single = interleaved(
-                [partial(function, *args, **options), whole_x_col(function, *args, **options),
-                 one_thread(function, *args, **options)], repeat, warmup=1)
-            rows.append((f"{shape.name} {shape.what}", np.dtype(dtype).name, direction,
-                         f"{ours * 1e3:.1f}", f"{whole * 1e3:.1f}", f"{ours / whole:.2f}",
-                         f"{single * 1e3:.1f}", f"{ours / single:.2f}"))
+            calls = [partial(function, *args, **options), whole_x_col(function, *args, **options)]
+            if threadpoolctl is not None:
+                calls.append(one_core(threadpoolctl, function, *args, **options))
+            seconds = interleaved(calls, repeat, warmup=1)
+            ours, whole = seconds[:2]
+            row = [f"{shape.name} {shape.what}", np.dtype(dtype).name, direction,
+                   f"{ours * 1e3:.1f}", f"{whole * 1e3:.1f}", f"{ours / whole:.2f}", "–", "–"]
+            if threadpoolctl is not None:
+                row[6:] = [f"{seconds[2] * 1e3:.1f}", f"{ours / seconds[2]:.2f}"]
+            rows.append(tuple(row))
     return rows
 
 
@@ -314,12 +311,12 @@ def main(argv=None):
     parser.add_argument("--dtypes", default=None, help="e.g. float32,float64")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     parser.add_argument("--chunking", action="store_true",
-                        help="also time ours against a plain whole X_col and one chunk thread")
+                        help="also time ours against a plain whole X_col and BLAS on one core")
     args = parser.parse_args(argv)
     repeat = max(5, args.repeat or (5 if args.quick else 9))
     console = Console(width=None if sys.stdout.isatty() else 140)
 
-    console.print(f"convcli threads: {threads()}; memory budget {DEFAULT_MEMORY_BUDGET >> 20} MiB; "
+    console.print(f"convcli memory budget {DEFAULT_MEMORY_BUDGET >> 20} MiB; "
                   f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
     blas_threads = blas_report(console)          # before torch loads its own libraries
     torch = optional("torch")
@@ -355,10 +352,10 @@ def main(argv=None):
     if args.markdown:
         print(f"\n{title}\n\n{markdown(rows)}")
     if args.chunking:
-        head = ("shape", "dtype", "pass", "ours ms", "whole X_col ms", "ratio",
-                "1 thread ms", "ratio")
-        table = Table(title="ours against a plain im2col (the whole X_col, no shifted slices) "
-                            f"and against one chunk thread, median of {repeat}")
+        head = ("shape", "dtype", "pass", "ours ms", "whole X_col ms", "ratio", "1 core ms",
+                "ratio")
+        table = Table(title="ours against a plain im2col (the whole X_col at once) and against "
+                            f"BLAS on one core (threadpoolctl), median of {repeat}")
         for column in head:
             table.add_column(column, justify="left" if column in head[:3] else "right")
         chunk_rows = chunking_rows(repeat, plan)

@@ -14,31 +14,27 @@ the kernel is *not* flipped. M = N·OH·OW below is the number of output pixels.
 Speed and memory: X_col has KH·KW times as many numbers as x, so it is never built whole. The
 output is cut into chunks of batch items and output rows (``geometry.chunks``) whose piece of
 X_col fits ``memory_budget`` bytes (default 256 MiB); each chunk copies its piece (as X_colᵀ,
-(C·KH·KW, rows·OW), see im2col.py), multiplies, and moves on, while BLAS runs each product on
-every core. When each output channel reads one input channel (C = O = 1, or depthwise), the
-product has one row and is memory-bound: those layers sum KH·KW shifted slices instead, with no
-X_col, their chunks on a small thread pool (NumPy releases the GIL): ``threads()`` says how many.
+(C·KH·KW, rows·OW), see im2col.py), multiplies, and moves on. BLAS runs each product on every
+core. (Measured on 2 cores and not kept: running chunks on a thread pool, which oversubscribes
+the cores BLAS already uses; copying with two threads; and, for one channel per output, a sum of
+KH·KW shifted slices instead of X_col: each was slower than this.)
 """
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
 
 from .geometry import Geometry, chunks, resolve
-from .im2col import col2im_t_add, columns_t, pad_input, windows_t
+from .im2col import col2im_t_add, columns_t, pad_input
 
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
 """Bytes of scratch (pieces of X_col) that conv2d and conv2d_backward may hold at once."""
 
 # Largest piece of X_col per chunk, whatever the budget: a few MiB keeps the copy near the
-# caches at no cost to the products (measured). The shifted-slice path works on pieces of the
-# output about the size of a core's L2 cache.
-_GEMM_CHUNK_BYTES = 8 * 2**20
-_SHIFTED_CHUNK_BYTES = 512 * 2**10
+# caches at no cost to the products (measured from 0.5 to 32 MiB on the benchmark shapes).
+_CHUNK_BYTES = 8 * 2**20
 
 
 def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
@@ -64,16 +60,9 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
     n, c, o, (oh, ow) = x.shape[0], x.shape[1], w.shape[0], geometry.output_size
     x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
-    if _one_channel_each(w, groups):
-        task = partial(_forward_shifted_chunk, x_padded=x_padded, w=w, b=b, y=y,
-                       geometry=geometry)
-        _run(task, n, oh, c * ow, _SHIFTED_CHUNK_BYTES, memory_budget, x.dtype,
-             on_threads=True)
-    else:
-        task = partial(_forward_chunk, x_padded=x_padded, w=w, b=b, y=y, geometry=geometry,
-                       groups=groups)
-        _run(task, n, oh, w.shape[1] * groups * w[0, 0].size * ow, _GEMM_CHUNK_BYTES,
-             memory_budget, x.dtype)
+    task = partial(_forward_chunk, x_padded=x_padded, w=w, b=b, y=y, geometry=geometry,
+                   groups=groups)
+    _run(task, n, oh, c * w[0, 0].size * ow, memory_budget, x.dtype)
     return y
 
 
@@ -85,25 +74,6 @@ def _forward_chunk(chunk, scratch, *, x_padded, w, b, y, geometry, groups):
     _matmul(_per_group_weights(w, groups), _split_groups(cols_t, groups), out=y_chunk)
     if b is not None:
         y_chunk += b.reshape(groups, -1, 1)
-
-
-def _forward_shifted_chunk(chunk, scratch, *, x_padded, w, b, y, geometry):
-    """y[:, c] = Σ_{kh, kw} w[c, 0, kh, kw] · x_padded[:, c] shifted by (kh, kw): one chunk,
-    for layers where output channel c reads input channel c only (O = C = groups)."""
-    items, rows = chunk
-    taps = windows_t(x_padded, geometry)[items, :, :, :, rows]    # (n, C, KH, KW, rows, OW)
-    y_chunk = y[items, :, rows]                                     # (n, C, rows, OW)
-    product = scratch[: y_chunk.size].reshape(y_chunk.shape)
-    weights = w[:, 0, :, :, None, None]                             # (C, KH, KW, 1, 1)
-    kh, kw = geometry.kernel_size
-    np.multiply(taps[:, :, 0, 0], weights[:, 0, 0], out=y_chunk)
-    for i in range(kh):
-        for j in range(kw):
-            if i or j:
-                np.multiply(taps[:, :, i, j], weights[:, i, j], out=product)
-                y_chunk += product
-    if b is not None:
-        y_chunk += b[:, None, None]
 
 
 def conv2d_backward(grad_output, x, w, *, stride=1, padding=0, dilation=1, groups=1,
@@ -142,17 +112,9 @@ def _grad_weight(grad_output, x, w, geometry: Geometry, groups, memory_budget):
     """dL/dW = X_colᵀ · dL/dY, summed over chunks of output pixels -> (O, C/g, KH, KW)."""
     n, c, (oh, ow) = x.shape[0], x.shape[1], geometry.output_size
     x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
-    if _one_channel_each(w, groups):
-        task = partial(_grad_weight_shifted_chunk, x_padded=x_padded, grad_output=grad_output,
-                       geometry=geometry)
-        grad_w = _run(task, n, oh, c * ow, _SHIFTED_CHUNK_BYTES, memory_budget, x.dtype,
-                      on_threads=True)
-    else:
-        task = partial(_grad_weight_chunk, x_padded=x_padded, grad_output=grad_output,
-                       geometry=geometry, groups=groups)
-        grad_w = _run(task, n, oh, c * w[0, 0].size * ow, _GEMM_CHUNK_BYTES, memory_budget,
-                      x.dtype)
-    return grad_w.reshape(w.shape)
+    task = partial(_grad_weight_chunk, x_padded=x_padded, grad_output=grad_output,
+                   geometry=geometry, groups=groups)
+    return _run(task, n, oh, c * w[0, 0].size * ow, memory_budget, x.dtype).reshape(w.shape)
 
 
 def _grad_weight_chunk(chunk, scratch, *, x_padded, grad_output, geometry, groups):
@@ -161,21 +123,6 @@ def _grad_weight_chunk(chunk, scratch, *, x_padded, grad_output, geometry, group
     grad_y = _chunk_of(grad_output, chunk, groups)                  # (n, G, Og, P)
     # per group: (n, G, Og, P) · (n, G, P, Kg) -> (n, G, Og, Kg), summed over the n items
     return _matmul(grad_y, _split_groups(cols_t, groups).swapaxes(-1, -2)).sum(axis=0)
-
-
-def _grad_weight_shifted_chunk(chunk, scratch, *, x_padded, grad_output, geometry):
-    """dL/dw[c, 0, kh, kw] = Σ dL/dy[:, c] · x_padded[:, c] shifted by (kh, kw), for one chunk."""
-    items, rows = chunk
-    taps = windows_t(x_padded, geometry)[items, :, :, :, rows]    # (n, C, KH, KW, rows, OW)
-    grad_y = grad_output[items, :, rows]                            # (n, C, rows, OW)
-    product = scratch[: grad_y.size].reshape(grad_y.shape)
-    kh, kw = geometry.kernel_size
-    grad_w = np.empty((grad_y.shape[1], 1, kh, kw), dtype=grad_y.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            np.multiply(taps[:, :, i, j], grad_y, out=product)
-            grad_w[:, 0, i, j] = product.sum(axis=(0, 2, 3))
-    return grad_w
 
 
 def grad_input_col2im(grad_output, x_shape, w, *, stride=1, padding=0, dilation=1, groups=1,
@@ -231,7 +178,7 @@ def _grad_input_col2im(grad_output, x_shape, w, geometry: Geometry, groups, memo
     task = partial(_grad_input_col2im_chunk, grad_output=grad_output, w=w, geometry=geometry,
                    groups=groups, grad_padded=grad_padded)
     _run(task, n, geometry.output_size[0], c * w[0, 0].size * geometry.output_size[1],
-         _GEMM_CHUNK_BYTES, memory_budget, grad_output.dtype)
+         memory_budget, grad_output.dtype)
     return grad_padded[:, :, top : top + height, left : left + width].copy()
 
 
@@ -285,11 +232,6 @@ def _prepare_grad_input(grad_output, x_shape, w, stride, padding, dilation, grou
     return np.ascontiguousarray(grad_output), w, geometry
 
 
-def _one_channel_each(w, groups) -> bool:
-    """True when output channel c reads input channel c only: O = C = groups (C = 1 included)."""
-    return w.shape[0] == groups and w.shape[1] == 1
-
-
 def _chunk_of(array, chunk, groups):
     """A chunk of a (N, O, OH, OW) array as (n, G, O/G, rows·OW): a view, so writes land in it."""
     items, rows = chunk
@@ -318,53 +260,20 @@ def _matmul(a, b, out=None):
     return np.matmul(a, b, out=out)
 
 
-def threads() -> int:
-    """Threads for the shifted-slice chunks: $CONVCLI_NUM_THREADS if set, else the CPUs this
-    process may use.
+def _run(task, batch, output_rows, row_size, memory_budget, dtype):
+    """Run task(chunk, scratch) over chunks of the (batch, output_rows) output, in turn.
 
-    BLAS has its own threads inside each product (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS).
+    row_size: scratch elements one output row of one item needs. One scratch buffer, reused by
+    every chunk, holds at most min(memory_budget, _CHUNK_BYTES) bytes (or one row, if more).
+    Returns the sum of what the tasks return (None if nothing).
     """
-    setting = os.environ.get("CONVCLI_NUM_THREADS", "").strip()
-    if setting:
-        return max(1, int(setting))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads
-    os.register_at_fork(after_in_child=_pools.clear)
-
-
-def _run(task, batch, output_rows, row_size, chunk_bytes, memory_budget, dtype, *,
-         on_threads=False):
-    """Run task(chunk, scratch) over chunks of the (batch, output_rows) output.
-
-    row_size: scratch elements one output row of one item needs. The chunks run one after
-    another in this thread, or, on_threads, on threads() threads, each with its own scratch
-    (for NumPy-only work: a BLAS product already uses every core, and two at once were measured
-    slower). Each scratch buffer is reused for its thread's chunks; all together hold at most
-    memory_budget bytes (or one row each, if more). Returns the sum of what the tasks return.
-    """
-    workers = threads() if on_threads else 1
     itemsize = np.dtype(dtype).itemsize
-    chunk_budget = min(chunk_bytes, memory_budget // workers)
-    plan = chunks(batch, output_rows, row_size * itemsize, chunk_budget, min_chunks=2 * workers)
-    workers = min(workers, len(plan))
-    scratch_size = row_size * max((i.stop - i.start) * (r.stop - r.start) for i, r in plan)
-
-    def work(share):
-        scratch = np.empty(scratch_size, dtype=dtype)
-        parts = [task(chunk, scratch) for chunk in share]
-        parts = [part for part in parts if part is not None]
-        return sum(parts[1:], parts[0]) if parts else None
-
-    if workers == 1:
-        return work(plan)
-    if workers not in _pools:
-        _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="convcli")
-    results = [r for r in _pools[workers].map(work, [plan[k::workers] for k in range(workers)])
-               if r is not None]
-    return sum(results[1:], results[0]) if results else None
+    plan = chunks(batch, output_rows, row_size * itemsize, min(_CHUNK_BYTES, memory_budget))
+    scratch = np.empty(row_size * max((i.stop - i.start) * (r.stop - r.start) for i, r in plan),
+                       dtype=dtype)
+    parts = [task(chunk, scratch) for chunk in plan]
+    parts = [part for part in parts if part is not None]
+    return sum(parts[1:], parts[0]) if parts else None
 
 
 def _check_budget(memory_budget):

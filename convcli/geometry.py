@@ -127,13 +127,12 @@ def resolve(input_size, kernel_size, *, stride=1, padding=0, dilation=1) -> Geom
     return Geometry((height, width), (kh, kw), stride, dilation, pad, output)
 
 
-def chunks(batch: int, output_rows: int, row_bytes: int, budget: int, *, min_chunks: int = 1):
+def chunks(batch: int, output_rows: int, row_bytes: int, budget: int):
     """Split an output of `batch` items of `output_rows` rows into pieces of similar size whose
     scratch memory, `row_bytes` per output row, stays within `budget` bytes.
 
     -> [(items, rows)], two slices each: whole items together while one item fits the budget,
     else runs of rows of one item, at least one row even when one row is over the budget.
-    Whole items are also split into at least `min_chunks` pieces where there are enough.
 
     >>> chunks(4, 10, row_bytes=100, budget=2000)
     [(slice(0, 2, None), slice(0, 10, None)), (slice(2, 4, None), slice(0, 10, None))]
@@ -142,7 +141,7 @@ def chunks(batch: int, output_rows: int, row_bytes: int, budget: int, *, min_chu
     """
     rows_fit = max(1, budget // max(1, row_bytes))
     if rows_fit >= output_rows:
-        per_chunk = min(rows_fit // output_rows, max(1, batch // min_chunks))
+        per_chunk = rows_fit // output_rows
         return [(items, slice(0, output_rows)) for items in _even_slices(batch, per_chunk)]
     return [
         (slice(n, n + 1), rows)

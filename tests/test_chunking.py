@@ -1,9 +1,6 @@
-"""Chunking: every piece of X_col the core builds under a memory budget, and the threads that run
-them, give the unchunked answer. Nothing here times anything."""
+"""Chunking: every piece of X_col the core builds under a memory budget gives the unchunked
+answer, and the pieces stay within the budget. Nothing here times anything."""
 
-import os
-import signal
-import time
 import tracemalloc
 
 import numpy as np
@@ -25,12 +22,6 @@ from convcli.im2col import col2im_t_add, columns_t, pad_input
 
 IDS = [c[0] for c in CONFIGS]
 HUGE = 2**40
-
-
-@pytest.fixture(params=["1", "2"], ids=["1 thread", "2 threads"])
-def threads(request, monkeypatch):
-    monkeypatch.setenv("CONVCLI_NUM_THREADS", request.param)
-    return int(request.param)
 
 
 @pytest.fixture
@@ -56,12 +47,12 @@ def all_results(x, w, b, grad_output, options, budget, route="auto"):
 # -- the plan ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("batch, rows, row_bytes, budget, min_chunks", [
-    (1, 1, 10, 1, 1), (1, 7, 10, 5, 1), (3, 7, 10, 25, 1), (3, 7, 10, 70, 1), (3, 7, 10, 140, 1),
-    (5, 4, 8, 10**9, 1), (5, 4, 8, 10**9, 4), (8, 3, 1, 10**9, 16), (2, 9, 100, 350, 2),
+@pytest.mark.parametrize("batch, rows, row_bytes, budget", [
+    (1, 1, 10, 1), (1, 7, 10, 5), (3, 7, 10, 25), (3, 7, 10, 70), (3, 7, 10, 140),
+    (5, 4, 8, 10**9), (8, 3, 1, 10), (2, 9, 100, 350),
 ])
-def test_chunks_cover_the_output_once_within_budget(batch, rows, row_bytes, budget, min_chunks):
-    plan = chunks(batch, rows, row_bytes, budget, min_chunks=min_chunks)
+def test_chunks_cover_the_output_once_within_budget(batch, rows, row_bytes, budget):
+    plan = chunks(batch, rows, row_bytes, budget)
     covered = np.zeros((batch, rows), dtype=int)
     for items, part in plan:
         assert items.step is None and part.step is None
@@ -73,7 +64,7 @@ def test_chunks_cover_the_output_once_within_budget(batch, rows, row_bytes, budg
         assert items.stop - items.start == 1 or part == slice(0, rows)
     assert (covered == 1).all()
     if budget >= batch * rows * row_bytes:
-        assert len(plan) >= min(batch, min_chunks)
+        assert len(plan) == 1
 
 
 def test_budget_below_one_row_gives_one_row_chunks():
@@ -124,14 +115,14 @@ def test_col2im_t_add_is_adjoint_of_columns_t(config, rng):
     assert left_side == pytest.approx(np.vdot(x_padded, grad_padded), rel=1e-12, abs=1e-12)
 
 
-# -- every configuration, every budget, both dtypes and both thread counts --------------------
+# -- every configuration, every budget, both dtypes --------------------------------------------
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("budget", [1, 200, 3000], ids=["below one row", "a row or two",
                                                           "some rows"])
-def test_tiny_budget_matches_unchunked_and_loop(config, dtype, budget, threads, rng):
+def test_tiny_budget_matches_unchunked_and_loop(config, dtype, budget, rng):
     x, w, b, options = make(config, rng, dtype)
     grad_output = rng.standard_normal(conv2d(x, w, **options).shape).astype(dtype)
     whole = all_results(x, w, b, grad_output, options, HUGE)
@@ -149,7 +140,7 @@ def test_tiny_budget_matches_unchunked_and_loop(config, dtype, budget, threads, 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
 @pytest.mark.parametrize("route", ["col2im", "flipped"])
-def test_both_grad_input_routes_chunked(config, route, threads, rng):
+def test_both_grad_input_routes_chunked(config, route, rng):
     x, w, _, options = make(config, rng)
     grad_output = rng.standard_normal(conv2d(x, w, **options).shape)
     want = conv2d_backward_loop(grad_output, x, w, **options)[0]
@@ -183,7 +174,7 @@ def test_row_chunks_split_windows(x_shape, w_shape, options, rows_per_chunk, dty
     b = rng.standard_normal(w_shape[0]).astype(dtype)
     geometry = resolve(x_shape[2:], w_shape[2:], **options)
     row_bytes = x_shape[1] * w_shape[2] * w_shape[3] * geometry.output_size[1] * x.itemsize
-    budget = rows_per_chunk * row_bytes                    # matrix-product chunks run in turn
+    budget = rows_per_chunk * row_bytes
     grad_output = rng.standard_normal((x_shape[0], w_shape[0]) + geometry.output_size)
     grad_output = grad_output.astype(dtype)
     for route in ("col2im", "flipped"):
@@ -199,46 +190,21 @@ def test_row_chunks_split_windows(x_shape, w_shape, options, rows_per_chunk, dty
         assert any(r.start > 0 for _, r in first)          # a boundary inside an item
 
 
-@pytest.mark.parametrize("threads_setting", ["1", "2", "3"])
-@pytest.mark.parametrize("w_shape, groups", [((5, 4, 3, 3), 1), ((4, 1, 3, 3), 4)],
-                         ids=["matrix product", "depthwise, shifted slices on threads"])
-def test_thread_counts_agree(threads_setting, w_shape, groups, monkeypatch, rng):
-    monkeypatch.setenv("CONVCLI_NUM_THREADS", threads_setting)
-    assert convcli.conv.threads() == int(threads_setting)
-    x = rng.standard_normal((3, 4, 12, 10))
-    w = rng.standard_normal(w_shape)
-    grad_output = rng.standard_normal((3, w_shape[0], 5, 4))
-    options = {"stride": 2, "groups": groups}
-    want = conv2d_backward_loop(grad_output, x, w, **options)
-    got = conv2d_backward(grad_output, x, w, memory_budget=500, **options)
-    for g, e in zip(got, want):
-        np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11)
+@pytest.mark.parametrize("items_per_chunk", [1, 2, 4])
+def test_chunks_of_whole_items(items_per_chunk, plans, rng):
+    x, w = rng.standard_normal((7, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
+    grad_output = rng.standard_normal((7, 4, 6, 5))
+    row_bytes = 3 * 3 * 3 * 5 * x.itemsize
+    budget = items_per_chunk * 6 * row_bytes                # items_per_chunk whole items
+    chunked = all_results(x, w, None, grad_output, {"padding": 1}, budget)
+    expected = (conv2d_loop(x, w, padding=1), *conv2d_backward_loop(grad_output, x, w, padding=1))
+    for got, want in zip(chunked, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+    sizes = [i.stop - i.start for i, r in plans[0] if r == slice(0, 6)]
+    assert len(sizes) == len(plans[0]) and max(sizes) == items_per_chunk and sum(sizes) == 7
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_a_forked_child_gets_its_own_threads(monkeypatch, rng):
-    """The parent's pool threads do not exist in a forked child: the child must start its own."""
-    monkeypatch.setenv("CONVCLI_NUM_THREADS", "2")
-    x, w = rng.standard_normal((4, 1, 10, 10)), rng.standard_normal((1, 1, 3, 3))
-    expected = conv2d(x, w, memory_budget=100)               # the parent's pool now exists
-    assert convcli.conv._pools
-    pid = os.fork()
-    if pid == 0:                                             # the child: exit 0 if it agrees
-        ok = np.array_equal(conv2d(x, w, memory_budget=100), expected)
-        os._exit(0 if ok else 1)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            assert os.waitstatus_to_exitcode(status) == 0
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail("conv2d in a forked child hung")
-
-
-# -- one channel per output: the shifted-slice path -------------------------------------------
+# -- one channel per output (grey images, depthwise): the same chunks, Kg = KH·KW ------------
 
 ONE_CHANNEL = [
     ((1, 1, 13, 11), (1, 1, 3, 3), {"padding": 1}),
@@ -246,25 +212,14 @@ ONE_CHANNEL = [
     ((1, 1, 10, 12), (1, 1, 2, 3), {"stride": (2, 3), "dilation": (2, 1), "padding": "same"}),
     ((2, 3, 9, 8), (3, 1, 3, 3), {"groups": 3, "padding": "same"}),             # depthwise
     ((1, 4, 8, 9), (4, 1, 2, 2), {"groups": 4, "stride": 2}),
-    ((1, 1, 5, 6), (1, 1, 1, 1), {}),                                      # 1×1 kernel
+    ((1, 1, 5, 6), (1, 1, 1, 1), {}),                                            # 1×1 kernel
 ]
 
 
 @pytest.mark.parametrize("x_shape, w_shape, options", ONE_CHANNEL)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("budget", [1, 64, HUGE])
-def test_one_channel_path(x_shape, w_shape, options, dtype, budget, threads, monkeypatch,
-                          rng):
-    shifted = []
-    for name in ("_forward_shifted_chunk", "_grad_weight_shifted_chunk"):
-        original = getattr(convcli.conv, name)
-
-        def spy(*args, _original=original, **kwargs):
-            shifted.append(_original.__name__)
-            return _original(*args, **kwargs)
-
-        spy.__name__ = name
-        monkeypatch.setattr(convcli.conv, name, spy)
+def test_one_channel_per_output(x_shape, w_shape, options, dtype, budget, rng):
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype)
@@ -277,33 +232,18 @@ def test_one_channel_path(x_shape, w_shape, options, dtype, budget, threads, mon
     for g, e in zip(got, want):
         assert g.dtype == dtype
         np.testing.assert_allclose(g, e, rtol=tol, atol=tol)
-    assert {"_forward_shifted_chunk", "_grad_weight_shifted_chunk"} <= set(shifted)
-
-
-def test_many_channels_take_the_matrix_product(monkeypatch, rng):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the shifted-slice path is only for one channel per output")
-
-    monkeypatch.setattr(convcli.conv, "_forward_shifted_chunk", refuse)
-    monkeypatch.setattr(convcli.conv, "_grad_weight_shifted_chunk", refuse)
-    for w_shape, groups in (((2, 1, 3, 3), 1), ((1, 2, 3, 3), 1), ((4, 1, 3, 3), 2)):
-        x = rng.standard_normal((1, w_shape[1] * groups, 6, 6))
-        w = rng.standard_normal(w_shape)
-        y = conv2d(x, w, groups=groups)
-        conv2d_backward(np.ones_like(y), x, w, groups=groups)
 
 
 # -- memory ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("w_shape", [(4, 4, 5, 5), (1, 1, 5, 5)], ids=["matrix product",
-                                                                       "shifted slices"])
-def test_scratch_stays_within_budget(w_shape, threads, rng):
+@pytest.mark.parametrize("w_shape", [(4, 4, 5, 5), (1, 1, 5, 5)], ids=["4 channels", "1 channel"])
+def test_scratch_stays_within_budget(w_shape, rng):
     """Peak NumPy allocations: x's padded copy, y, dL/dx and a budget's worth of scratch; the
     whole X_col would be 25× x."""
     x = rng.standard_normal((1, w_shape[1], 96, 96))
     w = rng.standard_normal(w_shape)
-    budget = 256 * 2**10                                   # a few rows of X_col per thread
+    budget = 256 * 2**10                                   # a few rows of X_col
     grad_output = rng.standard_normal((1, w_shape[0], 96, 96))
     tracemalloc.start()
     try:
