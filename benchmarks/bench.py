@@ -305,7 +305,7 @@ def markdown(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="5 repeats; shapes a, c, d, e in float32 and c, d, e in float64")
+                        help="5 repeats; shapes a, c, d, e, f in float32 and c, d, e in float64")
     parser.add_argument("--repeat", type=int, default=None, help="timed runs (default 9; 5 quick)")
     parser.add_argument("--shapes", default=None, help="which shapes, e.g. 'acf'")
     parser.add_argument("--dtypes", default=None, help="e.g. float32,float64")
@@ -337,7 +337,7 @@ def main(argv=None):
     plan = [(shape, dtype) for dtype in dtypes for shape in SHAPES
             if shape.name in (args.shapes or "abcdef")]
     if args.quick and args.shapes is None:
-        plan = [(s, d) for s, d in plan if s.name in ("acde" if d == "float32" else "cde")]
+        plan = [(s, d) for s, d in plan if s.name in ("acdef" if d == "float32" else "cde")]
     gemm = {dtype: gemm_rate(dtype, repeat) for dtype in dtypes}
     for dtype, rate in gemm.items():
         console.print(f"GEMM rate (2048² matmul, {dtype}): {rate:.1f} GFLOP/s")
