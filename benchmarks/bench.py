@@ -6,9 +6,9 @@
     python benchmarks/bench.py --chunking # also: against a plain whole X_col, and BLAS on 1 core
 
 For each shape (issue 6's a-f) and dtype it times the forward pass and the backward pass
-(dL/dx + dL/dw + dL/db), each the median of --repeat runs after a warm-up. Ours, torch's and
-SciPy's runs take turns within each repeat, so a ratio compares calls made under the same load
-(this machine is shared). GFLOP/s counts 2·N·O·OH·OW·(C/g)·KH·KW for the forward pass and twice
+(dL/dx + dL/dw + dL/db), each the median of --repeat runs after a warm-up (three runs per
+repeat for calls under 50 ms, after one untimed). Ours, torch's and SciPy's runs take turns
+within each repeat, so a ratio compares calls made under the same load (this machine is shared). GFLOP/s counts 2·N·O·OH·OW·(C/g)·KH·KW for the forward pass and twice
 that for the backward; "of GEMM" divides by a 2048² NumPy matmul's rate measured in this run.
 torch.nn.functional.conv2d runs with autograd and torch.set_num_threads(ours); its backward is
 torch.autograd.grad on a kept graph. scipy.ndimage.correlate is timed on the one-channel shapes
@@ -81,23 +81,26 @@ def optional(name):
 def interleaved(functions, repeat, warmup=2):
     """Median seconds of each function, the functions called in turn within every repeat.
 
-    A short function is called once untimed before each timed call: torch's OpenMP threads spin
-    for a while after it returns, and that tail would otherwise be charged to the next function.
+    A short function (under 50 ms) runs a block of one untimed and three timed calls in each
+    turn: after another library's call its first call pays for that library's threads still
+    spinning and BLAS's gone to sleep (measured: 11.5 ms, then 3.1, 3.0, 2.7 for a float64
+    backward after torch's), which is the switch, not the function.
     """
-    settle = []
+    blocks = []
     for function in functions:
         start = time.perf_counter()
         for _ in range(warmup):
             function()
-        settle.append((time.perf_counter() - start) / warmup < 0.05)
+        blocks.append(3 if (time.perf_counter() - start) / warmup < 0.05 else 1)
     seconds = [[] for _ in functions]
     for _ in range(repeat):
-        for times, function, short in zip(seconds, functions, settle):
-            if short:
+        for times, function, block in zip(seconds, functions, blocks):
+            if block > 1:
                 function()
-            start = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - start)
+            for _ in range(block):
+                start = time.perf_counter()
+                function()
+                times.append(time.perf_counter() - start)
     return [statistics.median(times) for times in seconds]
 
 
