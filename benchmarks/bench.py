@@ -6,13 +6,14 @@
     python benchmarks/bench.py --chunking # also: against a plain whole X_col, and BLAS on 1 core
 
 For each shape (issue 6's a-f) and dtype it times the forward pass and the backward pass
-(dL/dx + dL/dw + dL/db), each the median of --repeat runs after a warm-up (three runs per
-repeat for calls under 50 ms, after one untimed). Ours, torch's and SciPy's runs take turns
+(dL/dx + dL/dw + dL/db), each the median of at least --repeat runs after a warm-up (three runs
+per turn for calls under 50 ms, after one untimed; turns for at least 2 s). Ours, torch's and SciPy's runs take turns
 within each repeat, so a ratio compares calls made under the same load (this machine is shared). GFLOP/s counts 2·N·O·OH·OW·(C/g)·KH·KW for the forward pass and twice
 that for the backward; "of GEMM" divides by a 2048² NumPy matmul's rate measured in this run.
 torch.nn.functional.conv2d runs with autograd and torch.set_num_threads(ours); its backward is
 torch.autograd.grad on a kept graph. scipy.ndimage.correlate is timed on the one-channel shapes
 (a, f) forward. Peak MiB is NumPy's largest extra allocation during our call (tracemalloc).
+Each shape and dtype runs in a fresh process, so that none inherits another's threads and heap.
 torch, scipy and threadpoolctl are optional; a missing one is skipped with a note.
 """
 
@@ -20,10 +21,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import io
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -81,10 +85,12 @@ def optional(name):
 def interleaved(functions, repeat, warmup=2):
     """Median seconds of each function, the functions called in turn within every repeat.
 
-    A short function (under 50 ms) runs a block of one untimed and three timed calls in each
-    turn: after another library's call its first call pays for that library's threads still
-    spinning and BLAS's gone to sleep (measured: 11.5 ms, then 3.1, 3.0, 2.7 for a float64
-    backward after torch's), which is the switch, not the function.
+    The turns go on for at least 2 s (at most 5 × repeat turns), so that a burst of another
+    process's work falls on a minority of them. A short function (under 50 ms) runs a block of
+    one untimed and three timed calls in each turn: after another library's call, its first
+    call pays for that library's threads still spinning and BLAS's gone to sleep (measured:
+    11.5 ms, then 3.1, 3.0, 2.7 for a float64 backward after torch's): the switch, not the
+    function.
     """
     blocks = []
     for function in functions:
@@ -93,7 +99,12 @@ def interleaved(functions, repeat, warmup=2):
             function()
         blocks.append(3 if (time.perf_counter() - start) / warmup < 0.05 else 1)
     seconds = [[] for _ in functions]
-    for _ in range(repeat):
+    began = time.perf_counter()
+    rounds = 0
+    # at least `repeat` turns, and, for short calls, at least 2 s of them (up to 5× as many):
+    # the other agents' bursts on this machine last up to about a second
+    while rounds < repeat or (time.perf_counter() - began < 2 and rounds < 5 * repeat):
+        rounds += 1
         for times, function, block in zip(seconds, functions, blocks):
             if block > 1:
                 function()
@@ -150,7 +161,7 @@ def scipy_forward(ndimage, x, w, b, shape):
     return lambda: ndimage.correlate(image, kernel, mode="constant")
 
 
-def measure(shape, dtype, repeat, torch, ndimage, gemm):
+def measure(shape, dtype, repeat, torch, ndimage):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape.x).astype(dtype)
     w = rng.standard_normal(shape.w()).astype(dtype)
@@ -186,7 +197,7 @@ def measure(shape, dtype, repeat, torch, ndimage, gemm):
         rows.append({
             "shape": shape.name, "what": shape.what, "dtype": np.dtype(dtype).name,
             "direction": direction, "ms": seconds[0] * 1e3, "gflops": gflops,
-            "of_gemm": gflops / gemm,
+            "of_gemm": None,                     # filled in by the parent process
             "torch_ms": seconds[1] * 1e3 if torch is not None else None,
             "vs_torch": seconds[0] / seconds[1] if torch is not None else None,
             "vs_scipy": vs_scipy, "peak_mib": peak_extra_mib(function),
@@ -305,6 +316,42 @@ def markdown(rows):
     return "\n".join(lines)
 
 
+def libraries():
+    """torch (threads set to BLAS's) and scipy.ndimage, each None when not installed."""
+    threadpoolctl = optional("threadpoolctl")
+    threads = os.cpu_count()
+    if threadpoolctl is not None:                # before torch loads its own libraries
+        blas = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib.get("user_api") == "blas"]
+        threads = blas[0] if blas else threads
+    torch = optional("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    ndimage = None
+    if optional("scipy") is not None:
+        from scipy import ndimage
+    return torch, ndimage, threads
+
+
+def run_case(case, repeat):
+    """In a child process: one shape and dtype, its rows as JSON on the last line."""
+    name, dtype = case.split(":")
+    torch, ndimage, _ = libraries()
+    shape = next(s for s in SHAPES if s.name == name)
+    print(json.dumps(measure(shape, dtype, repeat, torch, ndimage)))
+
+
+def measure_in_child(shape, dtype, repeat, console):
+    """Each case in a fresh process, so that no case inherits another's threads and heap."""
+    command = [sys.executable, __file__, "--case", f"{shape.name}:{dtype}", "--repeat",
+               str(repeat)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode:
+        console.print(f"{shape.name} {dtype}: failed\n{result.stderr}")
+        return []
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -315,26 +362,26 @@ def main(argv=None):
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     parser.add_argument("--chunking", action="store_true",
                         help="also time ours against a plain whole X_col and BLAS on one core")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeat = max(5, args.repeat or (5 if args.quick else 9))
+    if args.case:
+        return run_case(args.case, repeat)
     console = Console(width=None if sys.stdout.isatty() else 140)
 
     console.print(f"convcli memory budget {DEFAULT_MEMORY_BUDGET >> 20} MiB; "
                   f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
-    blas_threads = blas_report(console)          # before torch loads its own libraries
-    torch = optional("torch")
-    scipy_ndimage = optional("scipy.ndimage")
-    if scipy_ndimage is not None:
-        import scipy.ndimage as scipy_ndimage
-    ours_threads = blas_threads or os.cpu_count()
-    if torch is None:
-        console.print("torch: not installed: the torch columns are skipped "
-                      "(pip install torch==2.13.0)")
-    else:
-        torch.set_num_threads(ours_threads)
-        console.print(f"torch {torch.__version__}, torch.set_num_threads({ours_threads})")
-    if scipy_ndimage is None:
-        console.print("scipy: not installed: the SciPy column is skipped")
+    blas_threads = blas_report(console)
+    for package, note in (("torch", "the torch columns are skipped (pip install torch==2.13.0)"),
+                          ("scipy", "the SciPy column is skipped")):
+        try:
+            version = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            console.print(f"{package}: not installed: {note}")
+            continue
+        threads = f", torch.set_num_threads({blas_threads or os.cpu_count()})"
+        console.print(f"{package} {version}{threads if package == 'torch' else ''}")
+    console.print("each shape and dtype runs in a fresh process")
 
     dtypes = (args.dtypes or "float32,float64").split(",")
     plan = [(shape, dtype) for dtype in dtypes for shape in SHAPES
@@ -347,7 +394,9 @@ def main(argv=None):
 
     rows = []
     for shape, dtype in plan:
-        rows += measure(shape, dtype, repeat, torch, scipy_ndimage, gemm[dtype])
+        for row in measure_in_child(shape, dtype, repeat, console):
+            row["of_gemm"] = row["gflops"] / gemm[dtype]
+            rows.append(row)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.machine()} {os.cpu_count()} CPUs, {platform.processor() or cpu_name()}"
     title = f"convcli conv2d, median of {repeat} ({stamp}; {machine})"
