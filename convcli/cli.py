@@ -103,6 +103,8 @@ Padding = Annotated[str, typer.Option(
     help="Padding: same, valid, full, N, H,W or T,B,L,R (top, bottom, left, right).")]
 Groups = Annotated[Optional[int], typer.Option(
     help="Groups for a 4-D (O, C/groups, KH, KW) kernel (default: C divided by the kernel's C).")]
+Bias = Annotated[Optional[str], typer.Option(
+    help="Bias: one number, or one per output channel (a,b,c).")]
 Gray = Annotated[bool, typer.Option("--gray", help="Convert the image to one channel (luma).")]
 DType = Annotated[str, typer.Option(help="float64 (default: a reference tool) or float32.")]
 MaxPixels = Annotated[Optional[int], typer.Option(
@@ -261,8 +263,7 @@ def forward(
     padding: Padding = "same",
     dilation: Dilation = "1",
     groups: Groups = None,
-    bias: Annotated[Optional[str], typer.Option(
-        help="Bias: one number, or one per output channel (a,b,c).")] = None,
+    bias: Bias = None,
     gray: Gray = False,
     dtype: DType = "float64",
     max_pixels: MaxPixels = None,
@@ -291,7 +292,7 @@ def forward(
     options = geometry_options(stride, padding, dilation)
     out = io.check_output(out or default_output(image, "forward.npy"), [image, kernel])
     if png is not None:
-        png = io.check_output(png, [image, kernel, out])
+        png = io.check_output(png, [image, kernel], [out])
     loaded, w, groups, kernel_source = load_problem(image, kernel, gray=gray, dtype=dtype,
                                                     max_pixels=max_pixels, groups=groups)
     x = loaded.array
@@ -303,14 +304,13 @@ def forward(
     seconds = time.perf_counter() - start
     geometry = resolve(x.shape[2:], w.shape[2:], **options)
 
-    written = [str(out)]
-    io.save_npy(out, y)
-    mapping = None
+    writers, mapping = [(out, io.npy_writer(y))], None
     if png is not None:
-        signed_kernel = bool(np.all(np.abs(w.sum(axis=(1, 2, 3))) < 1e-9))
-        mapping = picture.choose_mapping(y, signed_kernel=signed_kernel, normalize=normalize)
-        io.save_png(png, picture.to_picture(y, mapping))
-        written.append(str(png))
+        mapping = picture.choose_mapping(y, zero_sum_kernel=picture.zero_sum(w),
+                                         signed_input=bool(np.nanmin(x) < 0), normalize=normalize)
+        writers.append((png, io.png_writer(picture.to_picture(y, mapping))))
+    io.write_all(writers)
+    written = [str(path) for path, _ in writers]
 
     report = {
         "input": {"path": str(image), "shape": list(x.shape), "dtype": str(x.dtype),
@@ -375,6 +375,7 @@ def backward(
     padding: Padding = "same",
     dilation: Dilation = "1",
     groups: Groups = None,
+    bias: Bias = None,
     gray: Gray = False,
     dtype: DType = "float64",
     max_pixels: MaxPixels = None,
@@ -400,7 +401,7 @@ def backward(
     """
     import numpy as np
 
-    from . import io, picture
+    from . import io, losses, picture
     from .conv import conv2d, conv2d_backward
     from .geometry import resolve
 
@@ -412,35 +413,38 @@ def backward(
     inputs = [image, kernel, grad_output, target]
     out = io.check_output(out or default_output(image, "backward.npz"), inputs)
     if png_dx is not None:
-        png_dx = io.check_output(png_dx, inputs + [out])
+        png_dx = io.check_output(png_dx, inputs, [out])
     loaded, w, groups, kernel_source = load_problem(image, kernel, gray=gray, dtype=dtype,
                                                     max_pixels=max_pixels, groups=groups)
     x = loaded.array
+    b = parse_bias(bias, w.shape[0])
+    b = None if b is None else b.astype(x.dtype)
     start = time.perf_counter()
-    y = conv2d(x, w, groups=groups, **options)
+    y = conv2d(x, w, b, groups=groups, **options)
     if grad_output is not None:
         dy = _same_shape(io.load_array(grad_output, "--grad-output"), y, "--grad-output")
         loss_value, loss_text = None, f"dL/dy from {grad_output}"
     elif loss == "mse":
-        t = _same_shape(io.load_image(target, dtype=x.dtype).array, y, "--target")
-        dy = y - t
-        loss_value, loss_text = 0.5 * float(np.sum(dy * dy)), "L = ½‖y − T‖², dL/dy = y − T"
+        t = io.load_image(target, dtype=x.dtype, max_pixels=max_pixels).array
+        loss_value, dy = losses.mse_loss(y, _same_shape(t, y, "--target"))
+        loss_text = "L = ½‖y − T‖², dL/dy = y − T"
     else:
-        dy = np.ones_like(y)
-        loss_value, loss_text = float(np.sum(y)), "L = Σy, dL/dy = 1"
+        loss_value, dy = losses.sum_loss(y)
+        loss_text = "L = Σy, dL/dy = 1"
     dy = dy.astype(x.dtype)
     with working("computing dL/dx, dL/dw, dL/db", quiet=quiet or json_output):
         dx, dw, db = conv2d_backward(dy, x, w, groups=groups, **options)
     seconds = time.perf_counter() - start
     geometry = resolve(x.shape[2:], w.shape[2:], **options)
 
-    io.save_npz(out, y=y, grad_output=dy, grad_input=dx, grad_weight=dw, grad_bias=db,
-                weight=w, stride=np.array(geometry.stride), dilation=np.array(geometry.dilation),
-                padding=np.array(geometry.pad), groups=np.array(groups))
-    written = [str(out)]
-    if png_dx is not None:
-        io.save_png(png_dx, picture.to_picture(dx, picture.SIGNED))   # gradients are signed
-        written.append(str(png_dx))
+    writers = [(out, io.npz_writer(
+        y=y, grad_output=dy, grad_input=dx, grad_weight=dw, grad_bias=db, weight=w,
+        stride=np.array(geometry.stride), dilation=np.array(geometry.dilation),
+        padding=np.array(geometry.pad), groups=np.array(groups)))]
+    if png_dx is not None:                                   # gradients are signed
+        writers.append((png_dx, io.png_writer(picture.to_picture(dx, picture.SIGNED))))
+    io.write_all(writers)
+    written = [str(path) for path, _ in writers]
 
     norms = {name: float(np.linalg.norm(a)) for name, a in
              (("grad_input", dx), ("grad_weight", dw), ("grad_bias", db))}
@@ -569,6 +573,8 @@ def explain(
         "kernel, as in the article; same otherwise).")] = None,
     dilation: Dilation = "1",
     pixel: Annotated[str, typer.Option(help="p, the input pixel of step 4: I,J or C,I,J.")] = "0,0",
+    gray: Gray = False,
+    max_pixels: MaxPixels = None,
     seed: Annotated[int, typer.Option(help="Seed of the default x and of dL/dy.")] = 0,
     step: Annotated[bool, typer.Option(
         "--step", help="Pause after each step until Enter (only on a terminal).")] = False,
@@ -607,7 +613,7 @@ def explain(
             io.check_output(path, [image, kernel])
     notes, x = [], None
     if image is not None:
-        loaded = io.load_image(image)
+        loaded = io.load_image(image, gray=gray, max_pixels=max_pixels)
         x, notes = loaded.array, list(loaded.notes)
         if x.shape[0] > 1:
             notes.append(f"{image} holds {x.shape[0]} images; explaining the first")
@@ -627,7 +633,7 @@ def explain(
         save = {".svg": console.export_svg, ".html": console.export_html,
                 ".txt": console.export_text}[export.suffix.lower()]
         document = save(title="convcli explain") if export.suffix.lower() == ".svg" else save()
-        io.write_atomic(export, lambda file: file.write(document.encode("utf-8")))
+        io.write_atomic(export, io.text_writer(document))
     if animate is not None:
         from . import animate as animation
 
@@ -861,7 +867,7 @@ def fit_command(
     if out is not None:
         out = io.check_output(out, inputs)
     if plot is not None:
-        plot = io.check_output(plot, inputs + [out])
+        plot = io.check_output(plot, inputs, [out])
 
     loaded = io.load_image(image, gray=gray, max_pixels=max_pixels)
     x = loaded.array                                                # (N, C, H, W)
@@ -895,17 +901,17 @@ def fit_command(
     geometry = resolve(x.shape[2:], shape[2:], **options)
     best_loss = min(found.losses)
 
-    written = [str(out)]
     if out.suffix.lower() == ".npy":
-        io.save_npy(out, found.weight)
+        writers = [(out, io.npy_writer(found.weight))]
     else:
-        text = _kernel_text(found, image, out, best_loss, padding=padding, stride=stride,
-                             dilation=dilation, gray=gray)
-        io.write_atomic(out, lambda file: file.write(text.encode("utf-8")))
+        writers = [(out, io.text_writer(_kernel_text(found, image, out, best_loss,
+                                                     padding=padding, stride=stride,
+                                                     dilation=dilation, gray=gray)))]
     if plot is not None:
         title = f"convcli fit: {optimizer}, lr {_rates(found, '->')}, {found.steps} steps"
-        io.save_png(plot, plotting.loss_curve(found.losses, title=title))
-        written.append(str(plot))
+        writers.append((plot, io.png_writer(plotting.loss_curve(found.losses, title=title))))
+    io.write_all(writers)
+    written = [str(path) for path, _ in writers]
 
     columns = int(np.prod(shape[1:])) + bias                # of [X_col, 1], per group
     differences = {

@@ -77,9 +77,14 @@ def _load_picture(path: Path, max_pixels) -> LoadedImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 frames = getattr(image, "n_frames", 1)
+                deep_colour = image.mode in ("RGB", "RGBA") and ";16" in _raw_mode(image)
                 loaded = _picture_array(ImageOps.exif_transpose(image), path)
                 if frames > 1:
                     loaded.notes.append(f"first of {frames} frames")
+                if deep_colour:
+                    loaded.notes.append("16-bit colour read at 8-bit precision (Pillow has no "
+                                        "16-bit RGB mode): save it as .npy, or as 16-bit grey, "
+                                        "for full precision")
                 return loaded
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         size = re.search(r"\((\d+) pixels\)", str(error))
@@ -97,6 +102,16 @@ def _load_picture(path: Path, max_pixels) -> LoadedImage:
         raise InputError(f"{path} could not be read as an image: {error}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = saved_limit
+
+
+def _raw_mode(image) -> str:
+    """The file's own pixel layout, e.g. "RGB;16B" for a 48-bit PNG Pillow shows as RGB."""
+    if not image.tile:
+        return ""
+    args = image.tile[0][3]
+    if isinstance(args, tuple):
+        args = args[0] if args else ""
+    return args if isinstance(args, str) else ""
 
 
 def _picture_array(image, path: Path) -> LoadedImage:
@@ -171,7 +186,7 @@ def parse_kernel_text(text: str, name: str) -> np.ndarray:
         try:
             row = [float(token) for token in re.split(r"[\s,]+", content.strip(", ")) if token]
         except ValueError:
-            bad = next(t for t in re.split(r"[\s,]+", content) if not _is_number(t))
+            bad = next(t for t in re.split(r"[\s,]+", content) if t and not _is_number(t))
             raise InputError(f"{name}, line {number}: {bad!r} is not a number; a kernel row is "
                              "numbers separated by spaces or commas") from None
         if rows and len(row) != len(rows[0][1]):
@@ -241,8 +256,9 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
 # --- writing ------------------------------------------------------------------------------
 
 
-def check_output(path, inputs) -> Path:
-    """Refuse, before any work, an output that is one of the inputs or has no folder."""
+def check_output(path, inputs, outputs=()) -> Path:
+    """Refuse, before any work, an output that is an input, is another output of the same run,
+    or has no folder."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -250,28 +266,44 @@ def check_output(path, inputs) -> Path:
                          "another --out")
     if path.is_dir():
         raise InputError(f"output {path} is a folder: give a file name")
-    for source in inputs:
-        if source is not None and Path(source).exists() and path.exists() \
-                and os.path.samefile(path, source):
-            raise InputError(f"output {path} is also an input; choose another output name "
-                             "(inputs are never overwritten)")
+    for others, what in ((inputs, "an input; inputs are never overwritten"),
+                         (outputs, "another output of this run")):
+        for other in others:
+            if other is not None and _same_file(path, Path(other)):
+                raise InputError(f"output {path} is also {what}: choose another output name")
     return path
 
 
-def write_atomic(path, write) -> None:
-    """Call write(file) on a temporary file in path's folder, then rename it into place, so an
-    interrupted run leaves any old file whole."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.",
-                                         suffix=".tmp")
+def _same_file(path: Path, other: Path) -> bool:
+    if path.exists() and other.exists():
+        return os.path.samefile(path, other)
+    return path.resolve() == other.resolve()
+
+
+def write_all(writers) -> None:
+    """writers: (path, write) pairs. Each write(file) fills a temporary file in its path's
+    folder; only when all have succeeded are they renamed into place, so a failed or
+    interrupted run leaves every old file whole."""
+    temporaries = []
     try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.chmod(temporary, 0o666 & ~_umask())       # mkstemp makes 0600; give the usual mode
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        for path, write in writers:
+            path = Path(path)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                                 suffix=".tmp")
+            temporaries.append((temporary, path))
+            with os.fdopen(handle, "wb") as file:
+                write(file)
+            os.chmod(temporary, 0o666 & ~_umask())   # mkstemp makes 0600; give the usual mode
+        for temporary, path in temporaries:
+            os.replace(temporary, path)
+    finally:
+        for temporary, _ in temporaries:
+            Path(temporary).unlink(missing_ok=True)
+
+
+def write_atomic(path, write) -> None:
+    """write_all for one file."""
+    write_all([(path, write)])
 
 
 def _umask() -> int:
@@ -280,14 +312,19 @@ def _umask() -> int:
     return mask
 
 
-def save_npy(path, array) -> None:
-    write_atomic(path, lambda file: np.save(file, array, allow_pickle=False))
+def npy_writer(array):
+    return lambda file: np.save(file, array, allow_pickle=False)
 
 
-def save_npz(path, **arrays) -> None:
-    write_atomic(path, lambda file: np.savez(file, **arrays))
+def npz_writer(**arrays):
+    return lambda file: np.savez(file, **arrays)
 
 
-def save_png(path, picture) -> None:
+def png_writer(picture):
     """picture: a Pillow image."""
-    write_atomic(path, lambda file: picture.save(file, format="PNG"))
+    return lambda file: picture.save(file, format="PNG")
+
+
+def text_writer(text: str):
+    return lambda file: file.write(text.encode("utf-8"))
+

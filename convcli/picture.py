@@ -9,14 +9,22 @@ SIGNED = "signed: 0 is mid grey, ±max|y| are white and black"
 NORMALIZE = "normalized: min..max mapped to 0..255"
 
 
-def choose_mapping(y: np.ndarray, *, signed_kernel: bool, normalize: bool) -> str:
-    """Which mapping a picture of y uses: --normalize wins; a zero-sum kernel's output
-    (Sobel, Laplacian) with negative values is signed; anything else is clipped."""
+def choose_mapping(y: np.ndarray, *, zero_sum_kernel: bool, signed_input: bool,
+                   normalize: bool) -> str:
+    """Which mapping a picture of y uses. --normalize wins. y with negative values is signed
+    when they are meaningful: a zero-sum kernel's output (Sobel, Laplacian), or a signed input.
+    Otherwise (a blur, or the small overshoots of sharpen) y is clipped to [0, 1]."""
     if normalize:
         return NORMALIZE
-    if signed_kernel and np.nanmin(y) < 0:
+    if (zero_sum_kernel or signed_input) and np.nanmin(y) < 0:
         return SIGNED
     return CLIP
+
+
+def zero_sum(w: np.ndarray) -> bool:
+    """Does every output channel's kernel of w (O, C/g, KH, KW) sum to 0 (a derivative)?"""
+    sums = np.abs(w.reshape(w.shape[0], -1).sum(axis=1))
+    return bool(np.all(sums <= 1e-9 * max(1.0, float(np.abs(w).max()))))
 
 
 def to_picture(y: np.ndarray, mapping: str):

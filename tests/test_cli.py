@@ -362,3 +362,75 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_two_outputs_with_one_name_are_refused(tmp_path, rng, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    np.save("x.npy", rng.standard_normal((5, 5)))
+    for args in (["forward", "x.npy", "box3", "--out", "a.npy", "--png", "a.npy"],
+                 ["backward", "x.npy", "box3", "--out", "a.npz", "--png-dx", "./a.npz"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "is also another output of this run" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+def test_a_failed_second_output_leaves_the_first_untouched(tmp_path, monkeypatch):
+    from convcli import io
+
+    (tmp_path / "y.npy").write_bytes(b"old")
+
+    def failing(file):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        io.write_all([(tmp_path / "y.npy", io.npy_writer(np.zeros(3))),
+                      (tmp_path / "y.png", failing)])
+    assert (tmp_path / "y.npy").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["y.npy"]
+
+
+def _png_16bit_rgb(path, rgb):
+    """A 48-bit PNG written by hand (Pillow cannot write one)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[i].astype(">u2").tobytes() for i in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
+                     chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_16bit_colour_says_it_is_read_at_8_bits(tmp_path, rng):
+    rgb = rng.integers(0, 65536, size=(4, 5, 3))
+    _png_16bit_rgb(tmp_path / "deep.png", rgb)
+    out = tmp_path / "y.npy"
+    result = run("forward", tmp_path / "deep.png", "identity", "--out", out, "--json")
+    assert any("16-bit colour read at 8-bit precision" in n
+               for n in json.loads(result.stdout)["input"]["notes"])
+    np.testing.assert_array_equal(np.load(out)[0], (rgb >> 8).transpose(2, 0, 1) / 255.0)
+
+
+def test_signed_input_is_pictured_around_grey(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([[-2.0, 0.0], [1.0, 2.0]]))
+    result = run("forward", tmp_path / "x.npy", "identity", "--out", tmp_path / "y.npy",
+                 "--png", tmp_path / "y.png", "--json")
+    assert json.loads(result.stdout)["picture"].startswith("signed")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "y.png")),
+                                  [[0, 128], [191, 255]])
+
+
+def test_backward_with_bias(tmp_path, rng):
+    x, t = rng.standard_normal((1, 1, 5, 5)), rng.standard_normal((1, 1, 5, 5))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "t.npy", t)
+    run("backward", tmp_path / "x.npy", "box3", "--bias", "0.5", "--loss", "mse", "--target",
+        tmp_path / "t.npy", "--out", tmp_path / "b.npz")
+    saved = np.load(tmp_path / "b.npz")
+    y = conv2d(x, np.full((1, 1, 3, 3), 1 / 9), np.array([0.5]), padding=1)
+    np.testing.assert_allclose(saved["y"], y, atol=1e-13)
+    np.testing.assert_allclose(saved["grad_bias"], [np.sum(y - t)], rtol=1e-12)
