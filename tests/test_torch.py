@@ -4,7 +4,6 @@ installed (the runtime never imports it)."""
 import numpy as np
 import pytest
 from configs import CONFIGS
-
 from reference import explicit_padding
 
 from convcli import conv2d, conv2d_backward
