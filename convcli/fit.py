@@ -33,7 +33,7 @@ import numpy as np
 
 from .conv import conv2d, conv2d_backward
 from .geometry import pair, resolve
-from .im2col import im2col
+from .im2col import pad_input, windows
 
 ADAM_LR = 0.1
 STEPS = 3000
@@ -183,26 +183,46 @@ def weight_shape(x, t, kernel_size, *, depthwise=False, stride=1, padding=0, dil
     return (out_channels, channels // groups, kh, kw), groups
 
 
-def lstsq(x, t, kernel_size, *, groups=1, bias=True, stride=1, padding=0, dilation=1):
+CHUNK_BYTES = 32 * 2**20          # scratch for one piece of [X_col, 1] in lstsq
+
+
+def lstsq(x, t, kernel_size, *, groups=1, bias=True, stride=1, padding=0, dilation=1,
+          chunk_bytes=CHUNK_BYTES):
     """The least-squares kernel: x (N, C, H, W), t (N, O, OH, OW) -> (w (O, C/groups, KH, KW),
     b (O,) or None, the smallest rank and the largest condition number of [X_col, 1]).
 
     conv2d is Y = X_col · W, linear in W, so the best W is linear regression: one solve of
     [X_col_g, 1] · [W_g; b_g] = T_g per group g, whose O/groups right-hand sides share X_col_g.
+    X_col is never built whole: its rows arrive in pieces of at most chunk_bytes, and each piece
+    is folded into a running QR factorisation, whose R has the same least-squares solution,
+    rank and singular values as the whole matrix (TSQR).
     """
     x, t = np.asarray(x, dtype=np.float64), np.asarray(t, dtype=np.float64)
-    kh, kw = pair(kernel_size, "kernel_size")
-    cols = im2col(x, (kh, kw), stride=stride, padding=padding, dilation=dilation)  # (M, C·KH·KW)
-    targets = t.transpose(0, 2, 3, 1).reshape(-1, t.shape[1])                       # (M, O)
-    taps, per_group = cols.shape[1] // groups, t.shape[1] // groups
+    geometry = resolve(x.shape[2:], pair(kernel_size, "kernel_size"), stride=stride,
+                       padding=padding, dilation=dilation)
+    (kh, kw), (oh, ow) = geometry.kernel_size, geometry.output_size
+    x_windows = windows(pad_input(x, geometry), geometry)           # (N, OH, OW, C, KH, KW)
+    taps, per_group = x.shape[1] * kh * kw // groups, t.shape[1] // groups
+    width = taps + bias
+    rows_per_chunk = max(1, chunk_bytes // (8 * ow * x.shape[1] * kh * kw))
+    # Per group, R of the QR factorisation of [X_col_g, 1 | T_g]: its first `width` columns are
+    # R of [X_col_g, 1], its last ones Qᵀ·T_g, which is all lstsq needs; Q is never formed.
+    factors = [np.zeros((0, width + per_group)) for _ in range(groups)]
+    for n in range(x.shape[0]):
+        for top in range(0, oh, rows_per_chunk):
+            rows = slice(top, min(oh, top + rows_per_chunk))
+            cols = x_windows[n, rows].reshape(-1, x.shape[1] * kh * kw)     # (m, C·KH·KW)
+            targets = t[n, :, rows].transpose(1, 2, 0).reshape(len(cols), -1)  # (m, O)
+            for g, r in enumerate(factors):
+                block = [cols[:, g * taps : (g + 1) * taps]]                 # (m, Kg)
+                block += [np.ones((len(cols), 1))] if bias else []
+                block += [targets[:, g * per_group : (g + 1) * per_group]]   # (m, Og)
+                factors[g] = np.linalg.qr(np.vstack([r, np.hstack(block)]), mode="r")
     weights, biases, ranks, conditions = [], [], [], []
-    for g in range(groups):
-        features = cols[:, g * taps : (g + 1) * taps]                                # (M, Kg)
-        if bias:
-            features = np.hstack([features, np.ones((len(features), 1))])            # (M, Kg+1)
+    for r in factors:
         solution, _, rank, singular = np.linalg.lstsq(
-            features, targets[:, g * per_group : (g + 1) * per_group], rcond=None)   # (Kg+1, Og)
-        weights.append(solution[:taps].T)                                            # (Og, Kg)
+            r[:width, :width], r[:width, width:], rcond=None)                 # (Kg+1, Og)
+        weights.append(solution[:taps].T)                                    # (Og, Kg)
         biases.append(solution[taps:].reshape(-1))
         ranks.append(int(rank))
         conditions.append(float(singular[0] / singular[-1]) if singular[-1] > 0 else np.inf)
@@ -221,12 +241,17 @@ def safe_sgd_lr(x, t, kernel_size, *, groups=1, bias=True, stride=1, padding=0, 
     """1 / an upper bound on L's largest curvature: gradient descent with it never goes up.
 
     L's Hessian for one output channel of group g is [X_col_g, 1]ᵀ[X_col_g, 1] / t.size, and
-    its largest eigenvalue is at most its trace, (Σ X_col_g² + M) / t.size.
+    its largest eigenvalue is at most its trace, (Σ X_col_g² + M) / t.size. Σ X_col² is summed
+    over the windows' strided view of x², without building X_col.
     """
-    cols = im2col(np.asarray(x, dtype=np.float64), kernel_size, stride=stride, padding=padding,
-                  dilation=dilation)                                               # (M, C·KH·KW)
-    squares = (cols * cols).reshape(len(cols), groups, -1).sum(axis=(0, 2)).max()  # max over g
-    return float(np.asarray(t).size / (squares + (len(cols) if bias else 0)))
+    x = np.asarray(x, dtype=np.float64)
+    geometry = resolve(x.shape[2:], pair(kernel_size, "kernel_size"), stride=stride,
+                       padding=padding, dilation=dilation)
+    squares = windows(pad_input(x * x, geometry), geometry)             # (N, OH, OW, C, KH, KW)
+    per_channel = squares.sum(axis=(0, 1, 2, 4, 5))                     # (C,)
+    per_group = per_channel.reshape(groups, -1).sum(axis=1).max()
+    outputs = x.shape[0] * geometry.output_size[0] * geometry.output_size[1]
+    return float(np.asarray(t).size / (per_group + (outputs if bias else 0)))
 
 
 class Adam:

@@ -218,3 +218,26 @@ def test_cli_missing_target_exits_2(tmp_path, crop_png):
     result = run("fit", crop_png, tmp_path / "nope.npy", "-k", "3", expect=2)
     assert "no such image file" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.png"]
+
+
+def test_lstsq_in_pieces_equals_one_solve_on_the_whole_im2col():
+    """TSQR over pieces of a few rows (one row, rows split mid-item) gives np.linalg.lstsq's
+    answer on the whole [X_col, 1], for groups and several batch items."""
+    from convcli import im2col
+    from convcli.fit import lstsq
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 4, 9, 8))
+    t = rng.standard_normal((2, 6, 5, 6))                          # conv2d's output shape
+    options = dict(stride=(2, 1), padding=(1, 1, 2, 0), dilation=(1, 2))
+    cols = im2col(x, 3, **options)                                  # (M, 4·9)
+    targets = t.transpose(0, 2, 3, 1).reshape(len(cols), 6)
+    for chunk_bytes in (1, 8 * 6 * 36 * 3, 10**9):                  # one row, 3 rows, all
+        w, b, rank, _ = lstsq(x, t, 3, groups=2, chunk_bytes=chunk_bytes, **options)
+        for g in range(2):
+            features = np.hstack([cols[:, g * 18 : (g + 1) * 18], np.ones((len(cols), 1))])
+            expected = np.linalg.lstsq(features, targets[:, g * 3 : (g + 1) * 3], rcond=None)[0]
+            np.testing.assert_allclose(w[g * 3 : (g + 1) * 3].reshape(3, 18), expected[:18].T,
+                                       atol=1e-10)
+            np.testing.assert_allclose(b[g * 3 : (g + 1) * 3], expected[18], atol=1e-10)
+        assert rank == 19
