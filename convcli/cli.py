@@ -476,7 +476,7 @@ def backward(
     ]
     console.print(_summary_table(rows))
     if max(dw.shape[2:]) <= 7:
-        console.print(_weight_tables(dw))
+        console.print(_kernel_tables([("dL/dw", dw)]))
 
 
 def _same_shape(array, y, option):
@@ -485,25 +485,6 @@ def _same_shape(array, y, option):
         raise _input_error(f"{option} has shape {tuple(array.shape)} but y has shape "
                            f"{tuple(y.shape)}: give an array of y's shape")
     return array
-
-
-def _weight_tables(dw, limit: int = 6):
-    """dL/dw (O, C/g, KH, KW) as up to `limit` small KH×KW tables side by side."""
-    from rich.columns import Columns
-    from rich.table import Table
-
-    tables = []
-    for o in range(dw.shape[0]):
-        for c in range(dw.shape[1]):
-            if len(tables) == limit:
-                break
-            table = Table(title=f"dL/dw[{o}, {c}]", show_header=False)
-            for _ in range(dw.shape[3]):
-                table.add_column(justify="right")
-            for row in dw[o, c]:
-                table.add_row(*(f"{v:.4g}" for v in row))
-            tables.append(table)
-    return Columns(tables)
 
 
 # --- kernels ---------------------------------------------------------------------------------
@@ -973,7 +954,7 @@ def fit_command(
     console = _console(quiet)
     console.print(_summary_table(rows))
     if max(shape[2:]) <= 7:
-        console.print(_kernel_tables(found.weight, true_w))
+        console.print(_kernel_tables([("learned w", found.weight), ("true w", true_w)]))
 
 
 def _rates(found, arrow="→") -> str:
@@ -1036,19 +1017,20 @@ def _kernel_text(found, image, out, loss, *, padding, stride, dilation, gray) ->
     return "\n".join(lines) + "\n"
 
 
-def _kernel_tables(weight, true_weight=None, limit: int = 6):
-    """w (O, C/g, KH, KW), and the true one beside it, as small tables side by side."""
+def _kernel_tables(named, limit: int = 6):
+    """Kernels (O, C/g, KH, KW) as small KH×KW tables side by side: for each of the first
+    `limit` (o, c) pairs, one table per (title, array) in named (None arrays are skipped)."""
     import numpy as np
     from rich.columns import Columns
     from rich.table import Table
 
+    named = [(title, array) for title, array in named if array is not None]
+    shape = named[0][1].shape
+    pairs = [(o, c) for o in range(shape[0]) for c in range(shape[1])][:limit]
     tables = []
-    pairs = [(o, c) for o in range(weight.shape[0]) for c in range(weight.shape[1])][:limit]
     for o, c in pairs:
-        for title, array in (("learned", weight), ("true", true_weight)):
-            if array is None:
-                continue
-            name = f"{title} w[{o},{c}]" if len(pairs) > 1 else f"{title} w"
+        for title, array in named:
+            name = f"{title}[{o},{c}]" if len(pairs) > 1 else title
             table = Table(title=name, show_header=False, min_width=len(name) + 2)
             for _ in range(array.shape[3]):
                 table.add_column(justify="right")

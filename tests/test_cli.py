@@ -179,7 +179,8 @@ def test_backward_npz_matches_core(tmp_path, pixels, rng):
     out = tmp_path / "b.npz"
     result = run("backward", tmp_path / "rgb.png", "sobel-x", "--out", out, "--png-dx",
                  tmp_path / "dx.png")
-    assert "dL/dw[0, 0]" in result.stdout and "L = Σy" in result.stdout
+    assert "dL/dw[0,0]" in result.stdout and "dL/dw[2,0]" in result.stdout
+    assert "L = Σy" in result.stdout
     saved = np.load(out, allow_pickle=False)
     y = conv2d(x, w, padding=1, groups=3)
     np.testing.assert_allclose(saved["y"], y, atol=1e-13)
