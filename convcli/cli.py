@@ -10,16 +10,27 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
 
+class _Group(TyperGroup):
+    """Click takes any word that starts with "-" for an option; a negative number (an inline
+    kernel "-1 0 1; -2 0 2; -1 0 1", --bias -0.5) is a value, so it gets a leading space."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, [" " + a if re.match(r"-[\d.]", a) else a for a in args])
+
+
 app = typer.Typer(
+    cls=_Group,
     name="convcli",
     help="Compute, check and teach the forward and backward passes of 2-D convolution.\n\n"
     "Example: convcli forward samples/camera.png sobel-x --png edges.png",
@@ -181,8 +192,8 @@ def parse_bias(text: str | None, out_channels: int):
     if len(values) == 1:
         values *= out_channels
     if len(values) != out_channels:
-        raise _input_error(f"--bias has {len(values)} values but there are {out_channels} "
-                           "output channels: give one value, or one per channel")
+        raise _input_error(f"--bias has {len(values)} values for {out_channels} output "
+                           "channel(s): give one value, or one per channel")
     return np.array(values)
 
 
@@ -196,6 +207,12 @@ def load_problem(image: Path, kernel: str, *, gray, dtype, max_pixels, groups):
     matrix, description = io.load_kernel(kernel)
     w, groups = kernels.as_weight(matrix, loaded.array.shape[1], groups)
     return loaded, w.astype(loaded.array.dtype), groups, description
+
+
+def _png_name(path: Path, option: str) -> Path:
+    if path.suffix.lower() != ".png":
+        raise _input_error(f"{option} writes a PNG: give a name ending in .png, got {path}")
+    return path
 
 
 def default_output(image: Path, suffix: str) -> Path:
@@ -249,12 +266,7 @@ def _print_json(payload):
 # --- forward ---------------------------------------------------------------------------------
 
 
-# An inline kernel may start with a minus sign ("-1 0 1; ..."): let it through as KERNEL.
-KERNEL_ARG_SETTINGS = {"ignore_unknown_options": True}
-
-
-@app.command(epilog="Example: convcli forward samples/camera.png sobel-x --png edges.png",
-             context_settings=KERNEL_ARG_SETTINGS)
+@app.command(epilog="Example: convcli forward samples/camera.png sobel-x --png edges.png")
 @handle_errors
 def forward(
     image: ImageArg,
@@ -280,9 +292,8 @@ def forward(
 ):
     """Run a kernel over an image: y = x ⋆ w + b (cross-correlation, PyTorch's conv2d).
 
-    A 2-D kernel on a colour image is applied to each channel separately (depthwise), as image
-    tools do; a (O, C, KH, KW) kernel is an ordinary multi-channel convolution.
-    """
+    A 2-D kernel on a colour image is applied to each channel separately (depthwise), as image tools do; a (O, C, KH, KW) kernel is an ordinary multi-channel convolution.
+    """  # one line per paragraph: Typer keeps a docstring's line breaks
     import numpy as np
 
     from . import io, picture
@@ -292,7 +303,7 @@ def forward(
     options = geometry_options(stride, padding, dilation)
     out = io.check_output(out or default_output(image, "forward.npy"), [image, kernel])
     if png is not None:
-        png = io.check_output(png, [image, kernel], [out])
+        png = io.check_output(_png_name(png, "--png"), [image, kernel], [out], option="--png")
     loaded, w, groups, kernel_source = load_problem(image, kernel, gray=gray, dtype=dtype,
                                                     max_pixels=max_pixels, groups=groups)
     x = loaded.array
@@ -334,7 +345,7 @@ def forward(
         *_geometry_rows(geometry, padding),
         ("output", f"{_shape(y)}  range {_range(y)}  (input range {_range(x)})"),
         ("time", f"{seconds * 1000:.1f} ms"),
-        *([("picture", mapping)] if mapping else []),
+        *([("picture", f"{mapping}; {picture.layout(y)}")] if mapping else []),
         ("written", ", ".join(written)),
     ]
     console.print(_summary_table(rows))
@@ -366,7 +377,7 @@ def _geometry_rows(geometry, padding_option) -> list[tuple[str, str]]:
 
 
 @app.command(epilog="Example: convcli backward samples/camera.png sobel-x --loss mse "
-             "--target samples/brick.png --png-dx dx.png", context_settings=KERNEL_ARG_SETTINGS)
+             "--target samples/brick.png --png-dx dx.png")
 @handle_errors
 def backward(
     image: ImageArg,
@@ -396,9 +407,8 @@ def backward(
 ):
     """Compute y and the three gradients dL/dx, dL/dw, dL/db for a loss or a given dL/dy.
 
-    Writes one .npz holding y, grad_output, grad_input, grad_weight, grad_bias and the geometry
-    (np.load(path, allow_pickle=False) reads it).
-    """
+    Writes one .npz holding y, grad_output, grad_input, grad_weight, grad_bias and the geometry (np.load(path, allow_pickle=False) reads it).
+    """  # one line per paragraph: Typer keeps a docstring's line breaks
     import numpy as np
 
     from . import io, losses, picture
@@ -410,10 +420,12 @@ def backward(
         raise _input_error(f"--loss must be sum or mse, got {loss!r}")
     if loss == "mse" and target is None and grad_output is None:
         raise _input_error("--loss mse needs --target T (an image or .npy of y's shape)")
+    if target is not None and loss != "mse":
+        raise _input_error("--target is the T of --loss mse: add --loss mse, or drop --target")
     inputs = [image, kernel, grad_output, target]
     out = io.check_output(out or default_output(image, "backward.npz"), inputs)
     if png_dx is not None:
-        png_dx = io.check_output(png_dx, inputs, [out])
+        png_dx = io.check_output(_png_name(png_dx, "--png-dx"), inputs, [out], option="--png-dx")
     loaded, w, groups, kernel_source = load_problem(image, kernel, gray=gray, dtype=dtype,
                                                     max_pixels=max_pixels, groups=groups)
     x = loaded.array
@@ -495,6 +507,7 @@ def _same_shape(array, y, option):
 def kernels(json_output: Json = False):
     """List the preset kernels with their matrices (use a name as KERNEL)."""
     from rich.table import Table
+    from rich.text import Text
 
     from . import kernels as presets
 
@@ -508,7 +521,7 @@ def kernels(json_output: Json = False):
     table.add_column("what it does")
     for name, (text, matrix) in presets.PRESETS.items():
         rows = "\n".join(" ".join(_short(v) for v in row) for row in matrix)
-        table.add_row(name, rows, text)
+        table.add_row(name, rows, Text(text))                  # no markup: x[j+1] stays
     _console().print(table)
 
 
@@ -591,7 +604,7 @@ def explain(
         if path is not None and path.suffix.lower() not in suffixes:
             raise _input_error(f"--{option} must end in {', '.join(suffixes)}, got {path}")
         if path is not None:
-            io.check_output(path, [image, kernel])
+            io.check_output(path, [image, kernel], option=f"--{option}")
     notes, x = [], None
     if image is not None:
         loaded = io.load_image(image, gray=gray, max_pixels=max_pixels)
@@ -610,16 +623,20 @@ def explain(
         console.print(f"note: {note}", markup=False)
     interactive = step and sys.stdin.isatty() and console.is_terminal and not json_output
     render(walk, console, pause=(lambda: input("Enter: next step ")) if interactive else None)
+    writers = []
     if export is not None:
         save = {".svg": console.export_svg, ".html": console.export_html,
                 ".txt": console.export_text}[export.suffix.lower()]
         document = save(title="convcli explain") if export.suffix.lower() == ".svg" else save()
-        io.write_atomic(export, io.text_writer(document))
+        writers.append((export, io.text_writer(document)))
     if animate is not None:
         from . import animate as animation
 
         images = animation.frames(walk)
-        io.write_atomic(animate, lambda file: animation.save_gif(images, file))
+        writers.append((animate, lambda file: animation.save_gif(images, file)))
+    io.write_all(writers)
+    if writers:
+        console.print(f"written: {', '.join(str(path) for path, _ in writers)}", markup=False)
     if json_output:
         _print_json({"notes": notes, **walk.to_json()})
     if not all(check.ok for check in walk.checks):
@@ -647,8 +664,7 @@ GRADCHECK_HELP = (
 
 @app.command(help=GRADCHECK_HELP,
              epilog="Examples: convcli gradcheck  (the built-in suite, as CI runs it);  "
-             "convcli gradcheck samples/camera.png sobel-x --stride 2 --samples 500",
-             context_settings=KERNEL_ARG_SETTINGS)
+             "convcli gradcheck samples/camera.png sobel-x --stride 2 --samples 500")
 @handle_errors
 def gradcheck(
     image: Annotated[Optional[Path], typer.Argument(
@@ -691,8 +707,6 @@ def gradcheck(
 
     if dtype not in ("float32", "float64"):
         raise _input_error(f"--dtype must be float32 or float64, got {dtype!r}")
-    if image is not None and str(image).startswith("--"):  # let through by KERNEL_ARG_SETTINGS
-        raise _input_error(f"no such option: {image} (see convcli gradcheck --help)")
     if image is not None and kernel is None:
         raise _input_error("give a KERNEL after IMAGE (or neither, for the built-in suite)")
     settings = dict(seed=seed, eps=eps, atol=atol, rtol=rtol, dtype=dtype)
@@ -707,8 +721,8 @@ def gradcheck(
             ("bias", bias), ("gray", gray or None), ("max_pixels", max_pixels),
             ("samples", samples)) if value is not None]
         if given:
-            raise _input_error(f"{', '.join(given)} apply to IMAGE KERNEL; the built-in suite "
-                               "has its own configurations")
+            raise _input_error(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'}"
+                               " to IMAGE KERNEL; the built-in suite has its own configurations")
         try:
             report = checks.run_suite(progress=bar, **settings)
         finally:
@@ -848,7 +862,7 @@ def fit_command(
     if out is not None:
         out = io.check_output(out, inputs)
     if plot is not None:
-        plot = io.check_output(plot, inputs, [out])
+        plot = io.check_output(plot, inputs, [out], option="--plot")
 
     loaded = io.load_image(image, gray=gray, max_pixels=max_pixels)
     x = loaded.array                                                # (N, C, H, W)

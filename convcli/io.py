@@ -52,9 +52,9 @@ def load_image(path, *, gray=False, dtype=np.float64, max_pixels=None) -> Loaded
     else:
         loaded = _load_picture(path, max_pixels)
     if gray and loaded.array.shape[1] > 1:
-        loaded.array = _to_gray(loaded.array)
         loaded.notes.append("converted to one channel (luma 0.299 R + 0.587 G + 0.114 B)"
                             if loaded.array.shape[1] == 3 else "converted to one channel (mean)")
+        loaded.array = _to_gray(loaded.array)
     loaded.array = np.ascontiguousarray(loaded.array, dtype=dtype)
     return loaded
 
@@ -162,10 +162,14 @@ def load_kernel(spec: str) -> tuple[np.ndarray, str]:
                                  "(KH, KW), (O, KH, KW) or (O, C, KH, KW)")
             return kernel.astype(np.float64), f"{path}"
         return parse_kernel_text(_read_text(path), str(path)), f"{path}"
-    if re.fullmatch(r"[\s\d.,;eE+\-]+", spec) and re.search(r"\d", spec):
+    looks_like_file = os.sep in spec or re.search(r"\.[A-Za-z]\w*$", spec)
+    if re.fullmatch(r"[\s\d.,;eE+\-]+", spec) or (
+            not looks_like_file and re.search(r"[;,]|\S\s+\S", spec.strip())):
+        # a matrix written inline: numbers, or words with row or number separators between
         return parse_kernel_text(spec.replace(";", "\n"), "the inline kernel"), "inline"
-    if path.suffix or os.sep in spec:
-        raise InputError(f"no such kernel file: {spec} (or give a preset name; see `convcli kernels`)")
+    if looks_like_file:
+        raise InputError(f"no such kernel file: {spec} (or give a preset name; see "
+                         "`convcli kernels`)")
     try:
         return kernels.preset(spec), f"preset {spec.lower()}"
     except KeyError as error:
@@ -245,8 +249,9 @@ def _read_text(path: Path) -> str:
 def _load_npy(path: Path, what: str) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise InputError(f"{path} is not a readable .npy {what} array ({error})") from None
+    except (ValueError, OSError, EOFError):
+        raise InputError(f"{path} is not a NumPy .npy array of numbers: save the {what} with "
+                         "numpy.save") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
         raise InputError(f"{path} holds {getattr(array, 'dtype', 'no')} values; a {what} "
                          "array must hold real numbers")
@@ -256,14 +261,14 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
 # --- writing ------------------------------------------------------------------------------
 
 
-def check_output(path, inputs, outputs=()) -> Path:
+def check_output(path, inputs, outputs=(), *, option="--out") -> Path:
     """Refuse, before any work, an output that is an input, is another output of the same run,
-    or has no folder."""
+    or has no folder. option: the CLI option that names this output, for the message."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"output folder {folder} does not exist: create it or choose "
-                         "another --out")
+                         f"another {option}")
     if path.is_dir():
         raise InputError(f"output {path} is a folder: give a file name")
     for others, what in ((inputs, "an input; inputs are never overwritten"),

@@ -27,6 +27,14 @@ def zero_sum(w: np.ndarray) -> bool:
     return bool(np.all(sums <= 1e-9 * max(1.0, float(np.abs(w).max()))))
 
 
+def layout(y: np.ndarray) -> str:
+    """How to_picture lays out y's channels."""
+    channels = y.shape[1]
+    if channels == 3:
+        return "RGB"
+    return "grey" if channels == 1 else f"{channels} channels side by side, grey"
+
+
 def to_picture(y: np.ndarray, mapping: str):
     """y (N, C, H, W) -> a Pillow image of the first batch item: grey for C = 1, RGB for C = 3,
     otherwise the channels side by side in grey."""

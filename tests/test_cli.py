@@ -114,7 +114,9 @@ def test_forward_npy_shapes_gray_and_dtype(tmp_path, rng):
     assert y.dtype == np.float32
     w = depthwise(np.array([[1.0, 2], [3, 4]]), 3).astype(np.float32)
     np.testing.assert_allclose(y, conv2d(x[None].astype(np.float32), w, groups=3), rtol=1e-6)
-    y = forward_array(tmp_path, tmp_path / "x.npy", "identity", "--gray")
+    result = run("forward", tmp_path / "x.npy", "identity", "--gray", "--out", tmp_path / "y.npy")
+    assert "luma 0.299 R + 0.587 G + 0.114 B" in result.stdout
+    y = np.load(tmp_path / "y.npy")
     np.testing.assert_allclose(y[0, 0], 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2], atol=1e-12)
 
 
@@ -218,8 +220,9 @@ def test_backward_mse_target(tmp_path, rng):
 
 
 def test_kernels_lists_presets():
-    result = run("kernels")
+    result = CliRunner().invoke(app, ["kernels"], env={"COLUMNS": "160"})
     assert "sobel-x" in result.stdout and "gaussian5" in result.stdout
+    assert "x[j+1] - x[j]" in result.stdout                 # not eaten as rich markup
     presets = json.loads(run("kernels", "--json").stdout)
     assert presets["laplacian"]["matrix"] == [[0, 1, 0], [1, -4, 1], [0, 1, 0]]
 
@@ -243,6 +246,7 @@ def small(tmp_path, rng):
     (tmp_path / "ragged.txt").write_text("1 2 3\n4 5\n")
     (tmp_path / "word.txt").write_text("1 2\n3 x4\n")
     (tmp_path / "notimage.png").write_text("hello")
+    (tmp_path / "notimage.npy").write_text("hello")
     (tmp_path / "dy.npy").write_bytes(b"")
     np.save(tmp_path / "dy.npy", np.zeros((1, 3, 5, 5)))
     return tmp_path
@@ -273,7 +277,15 @@ BAD = [
      "has 36 pixels, over the limit of 10 (Pillow's decompression-bomb guard): pass --max-pixels 36"),
     (["forward", "x.npy", "box3", "--dtype", "float16"], "--dtype must be float32 or float64"),
     (["backward", "x.npy", "box3", "--loss", "mse"], "--loss mse needs --target"),
-    (["forward", "x.npy", "box3", "--bias", "1,2"], "--bias has 2 values but there are 3"),
+    (["forward", "x.npy", "box3", "--bias", "1,2"], "--bias has 2 values for 3 output channel(s)"),
+    (["forward", "x.npy", "box3", "--pngg", "y.png"], "No such option: --pngg"),
+    (["forward", "x.npy", "box3", "--png", "nowhere/y.png"],
+     "output folder nowhere does not exist: create it or choose another --png"),
+    (["forward", "x.npy", "box3", "--png", "y.jpg"], "--png writes a PNG: give a name ending in .png"),
+    (["backward", "x.npy", "box3", "--target", "g.png"], "--target is the T of --loss mse"),
+    (["forward", "x.npy", "1 x; 3 4"], "the inline kernel, line 1: 'x' is not a number"),
+    (["forward", "x.npy", "my kernel.txt"], "no such kernel file: my kernel.txt"),
+    (["forward", "notimage.npy", "box3"], "notimage.npy is not a NumPy .npy array of numbers"),
 ]
 
 
@@ -286,7 +298,10 @@ def test_user_mistakes(small, monkeypatch, args, message):
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    if message.startswith("No such option"):        # Typer's own usage error, boxed
+        assert message in result.stderr
+    else:
+        assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.output
     after = {p.name: p.read_bytes() for p in small.iterdir() if p.is_file()}
     assert after == before                              # nothing created, nothing changed
@@ -368,8 +383,8 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 def test_two_outputs_with_one_name_are_refused(tmp_path, rng, monkeypatch):
     monkeypatch.chdir(tmp_path)
     np.save("x.npy", rng.standard_normal((5, 5)))
-    for args in (["forward", "x.npy", "box3", "--out", "a.npy", "--png", "a.npy"],
-                 ["backward", "x.npy", "box3", "--out", "a.npz", "--png-dx", "./a.npz"]):
+    for args in (["forward", "x.npy", "box3", "--out", "a.png", "--png", "a.png"],
+                 ["backward", "x.npy", "box3", "--out", "a.png", "--png-dx", "./a.png"]):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2, result.output
         assert "is also another output of this run" in result.stderr
