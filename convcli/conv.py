@@ -62,18 +62,19 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
     task = partial(_forward_chunk, x_padded=x_padded, w=w, b=b, y=y, geometry=geometry,
                    groups=groups)
-    _run(task, n, oh, c * w[0, 0].size * ow, memory_budget, x.dtype)
+    _run(task, n, oh, (c * w[0, 0].size + o) * ow, memory_budget, x.dtype)
     return y
 
 
 def _forward_chunk(chunk, scratch, *, x_padded, w, b, y, geometry, groups):
-    """Y = X_col · W for one chunk, computed as Yᵀ = Wᵀ · X_colᵀ so that it lands in y's layout."""
-    cols_t = columns_t(x_padded, geometry, chunk, scratch)         # (n, C·KH·KW, P), P = rows·OW
-    y_chunk = _chunk_of(y, chunk, groups)                           # (n, G, Og, P), a view of y
-    # per group: (G, Og, Kg) · (n, G, Kg, P) -> (n, G, Og, P)
-    _matmul(_per_group_weights(w, groups), _split_groups(cols_t, groups), out=y_chunk)
+    """Y = X_col · W for one chunk, computed as Yᵀ = Wᵀ · X_colᵀ: one product per group."""
+    cols_t = columns_t(x_padded, geometry, chunk, scratch)         # (C·KH·KW, Mc), Mc = n·rows·OW
+    y_t = _rows_t(y, chunk, groups, scratch[cols_t.size :], copy=False)   # (G, Og, Mc)
+    # per group: (G, Og, Kg) · (G, Kg, Mc) -> (G, Og, Mc)
+    _matmul(_per_group_weights(w, groups), _split_groups(cols_t, groups), out=y_t)
     if b is not None:
-        y_chunk += b.reshape(groups, -1, 1)
+        y_t += b.reshape(groups, -1, 1)
+    _store_rows_t(y_t, y, chunk)
 
 
 def conv2d_backward(grad_output, x, w, *, stride=1, padding=0, dilation=1, groups=1,
@@ -114,15 +115,16 @@ def _grad_weight(grad_output, x, w, geometry: Geometry, groups, memory_budget):
     x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
     task = partial(_grad_weight_chunk, x_padded=x_padded, grad_output=grad_output,
                    geometry=geometry, groups=groups)
-    return _run(task, n, oh, c * w[0, 0].size * ow, memory_budget, x.dtype).reshape(w.shape)
+    row_size = (c * w[0, 0].size + w.shape[0]) * ow
+    return _run(task, n, oh, row_size, memory_budget, x.dtype).reshape(w.shape)
 
 
 def _grad_weight_chunk(chunk, scratch, *, x_padded, grad_output, geometry, groups):
     """One chunk's part of dL/dW = X_colᵀ · dL/dY, as its transpose dL/dYᵀ · X_col."""
-    cols_t = columns_t(x_padded, geometry, chunk, scratch)         # (n, C·KH·KW, P)
-    grad_y = _chunk_of(grad_output, chunk, groups)                  # (n, G, Og, P)
-    # per group: (n, G, Og, P) · (n, G, P, Kg) -> (n, G, Og, Kg), summed over the n items
-    return _matmul(grad_y, _split_groups(cols_t, groups).swapaxes(-1, -2)).sum(axis=0)
+    cols_t = columns_t(x_padded, geometry, chunk, scratch)         # (C·KH·KW, Mc)
+    grad_y = _rows_t(grad_output, chunk, groups, scratch[cols_t.size :])    # (G, Og, Mc)
+    # per group: (G, Og, Mc) · (G, Mc, Kg) -> (G, Og, Kg)
+    return _matmul(grad_y, _split_groups(cols_t, groups).swapaxes(-1, -2))
 
 
 def grad_input_col2im(grad_output, x_shape, w, *, stride=1, padding=0, dilation=1, groups=1,
@@ -177,20 +179,21 @@ def _grad_input_col2im(grad_output, x_shape, w, geometry: Geometry, groups, memo
     grad_padded = np.zeros((n, c) + geometry.padded_size, dtype=grad_output.dtype)
     task = partial(_grad_input_col2im_chunk, grad_output=grad_output, w=w, geometry=geometry,
                    groups=groups, grad_padded=grad_padded)
-    _run(task, n, geometry.output_size[0], c * w[0, 0].size * geometry.output_size[1],
-         memory_budget, grad_output.dtype)
+    (oh, ow), o = geometry.output_size, w.shape[0]
+    _run(task, n, oh, (c * w[0, 0].size + o) * ow, memory_budget, grad_output.dtype)
     return grad_padded[:, :, top : top + height, left : left + width].copy()
 
 
 def _grad_input_col2im_chunk(chunk, scratch, *, grad_output, w, geometry, groups, grad_padded):
-    grad_y = _chunk_of(grad_output, chunk, groups)                  # (n, G, Og, P)
-    n, _, _, p = grad_y.shape
+    items, rows = chunk
     k_group = w[0].size                                             # Kg = C/g·KH·KW
-    grad_cols_t = scratch[: n * groups * k_group * p].reshape(n, groups, k_group, p)
-    # dL/dX_col = dL/dY · W, transposed, per group: (G, Kg, Og) · (n, G, Og, P) -> (n, G, Kg, P)
+    m = (items.stop - items.start) * (rows.stop - rows.start) * geometry.output_size[1]
+    grad_cols_t = scratch[: groups * k_group * m].reshape(groups, k_group, m)
+    grad_y = _rows_t(grad_output, chunk, groups, scratch[grad_cols_t.size :])  # (G, Og, Mc)
+    # dL/dX_col = dL/dY · W, transposed, per group: (G, Kg, Og) · (G, Og, Mc) -> (G, Kg, Mc)
     _matmul(_per_group_weights(w, groups).swapaxes(-1, -2), grad_y, out=grad_cols_t)
     # chunks run in turn: neighbouring row chunks add onto the input rows they share
-    col2im_t_add(grad_cols_t.reshape(n, groups * k_group, p), grad_padded, geometry, chunk)
+    col2im_t_add(grad_cols_t.reshape(groups * k_group, m), grad_padded, geometry, chunk)
 
 
 def _grad_input_flipped(grad_output, x_shape, w, geometry: Geometry, groups, memory_budget):
@@ -232,19 +235,35 @@ def _prepare_grad_input(grad_output, x_shape, w, stride, padding, dilation, grou
     return np.ascontiguousarray(grad_output), w, geometry
 
 
-def _chunk_of(array, chunk, groups):
-    """A chunk of a (N, O, OH, OW) array as (n, G, O/G, rows·OW): a view, so writes land in it."""
+def _rows_t(array, chunk, groups, spare, copy=True):
+    """A chunk of a (N, O, OH, OW) array as (G, O/G, n·rows·OW), the layout of Yᵀ: a view of
+    array for a chunk of one item; else a copy in spare (or, copy=False, room for one)."""
     items, rows = chunk
-    part = array[items, :, rows].view()
+    part = array[items, :, rows]                                    # (n, O, rows, OW)
     n, o, r, ow = part.shape
-    part.shape = (n, groups, o // groups, r * ow)                   # raises rather than copy
-    return part
+    if n == 1:
+        view = part.view()
+        view.shape = (groups, o // groups, r * ow)                  # raises rather than copy
+        return view
+    rows_t = spare[: part.size].reshape(o, n, r, ow)
+    if copy:
+        np.copyto(rows_t, part.transpose(1, 0, 2, 3))
+    return rows_t.reshape(groups, o // groups, n * r * ow)
+
+
+def _store_rows_t(rows_t, array, chunk):
+    """Put (G, O/G, n·rows·OW) back as the chunk (n, O, rows, OW) of array, unless it is a view."""
+    items, rows = chunk
+    part = array[items, :, rows]
+    n, o, r, ow = part.shape
+    if n > 1:
+        part[...] = rows_t.reshape(o, n, r, ow).transpose(1, 0, 2, 3)
 
 
 def _split_groups(cols_t, groups):
-    """(n, G·k, P) -> (n, G, k, P): each group's rows of X_colᵀ."""
-    n, width, p = cols_t.shape
-    return cols_t.reshape(n, groups, width // groups, p)
+    """(G·k, Mc) -> (G, k, Mc): each group's rows of X_colᵀ."""
+    width, m = cols_t.shape
+    return cols_t.reshape(groups, width // groups, m)
 
 
 def _per_group_weights(w, groups):

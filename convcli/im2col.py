@@ -6,8 +6,8 @@ windows overlap.
 
 The core (conv.py) never builds the whole X_col: it copies X_colᵀ one chunk of output rows at
 a time (``columns_t``) into a scratch buffer, in the layout (C·KH·KW, rows·OW). That layout copies
-whole runs of OW pixels at once and makes the product land in y's (N, O, OH, OW) layout directly.
-``col2im_t_add`` is its adjoint, chunk by chunk.
+whole runs of OW pixels at once and makes the product of one item land in y's (N, O, OH, OW)
+layout directly. ``col2im_t_add`` is its adjoint, chunk by chunk.
 """
 
 from __future__ import annotations
@@ -66,35 +66,36 @@ def columns_t(x_padded: np.ndarray, geometry: Geometry, chunk, scratch: np.ndarr
     """X_colᵀ for one chunk of the output, copied into scratch.
 
     chunk = (items, rows), two slices of the output's N and OH axes; scratch: a flat buffer with
-    room for it. (N, C, Hp, Wp) -> (n_items, C·KH·KW, rows·OW): column (i, j) of item n is the
-    window of output pixel (i, j), as row (n, i, j) of im2col's X_col.
+    room for it. (N, C, Hp, Wp) -> (C·KH·KW, n_items·rows·OW): column (n, i, j) is the window of
+    output pixel (i, j) of item n, as row (n, i, j) of im2col's X_col.
     """
     items, rows = chunk
     view = windows_t(x_padded, geometry)[items, :, :, :, rows]  # (n, C, KH, KW, rows, OW)
-    cols = scratch[: view.size].reshape(view.shape)
-    np.copyto(cols, view)
     n, c, kh, kw, r, ow = view.shape
-    return cols.reshape(n, c * kh * kw, r * ow)
+    cols = scratch[: view.size].reshape(c, kh, kw, n, r, ow)
+    np.copyto(cols, view.transpose(1, 2, 3, 0, 4, 5))
+    return cols.reshape(c * kh * kw, n * r * ow)
 
 
 def col2im_t_add(grad_cols_t: np.ndarray, grad_padded: np.ndarray, geometry: Geometry, chunk):
-    """The adjoint of columns_t: add (n_items, C·KH·KW, rows·OW) onto grad_padded (N, C, Hp, Wp).
+    """The adjoint of columns_t: add (C·KH·KW, n_items·rows·OW) onto grad_padded (N, C, Hp, Wp).
 
     One strided slice per kernel tap, as in col2im; chunks of one item that share input rows both
     add there, so the caller must not run two such chunks at once.
     """
     items, rows = chunk
-    n, c = grad_cols_t.shape[0], grad_padded.shape[1]
+    n, c, r = items.stop - items.start, grad_padded.shape[1], rows.stop - rows.start
     (kh, kw), ow = geometry.kernel_size, geometry.output_size[1]
     (stride_h, stride_w), (dil_h, dil_w) = geometry.stride, geometry.dilation
-    # (n, C·KH·KW, rows·OW) -> (n, C, KH, KW, rows, OW)
-    slabs = grad_cols_t.reshape(n, c, kh, kw, rows.stop - rows.start, ow)
+    # (C·KH·KW, n·rows·OW) -> (C, KH, KW, n, rows, OW)
+    slabs = grad_cols_t.reshape(c, kh, kw, n, r, ow)
     for i in range(kh):
         first = rows.start * stride_h + i * dil_h
-        in_rows = slice(first, first + (rows.stop - rows.start - 1) * stride_h + 1, stride_h)
+        in_rows = slice(first, first + (r - 1) * stride_h + 1, stride_h)
         for j in range(kw):
             in_cols = slice(j * dil_w, j * dil_w + (ow - 1) * stride_w + 1, stride_w)
-            grad_padded[items, :, in_rows, in_cols] += slabs[:, :, i, j]
+            # (C, n, rows, OW) -> (n, C, rows, OW)
+            grad_padded[items, :, in_rows, in_cols] += slabs[:, i, j].transpose(1, 0, 2, 3)
 
 
 def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1) -> np.ndarray:

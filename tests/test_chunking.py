@@ -91,15 +91,18 @@ def test_columns_t_is_a_slice_of_im2col_transposed(config, rng):
     # (N·OH·OW, C·KH·KW) -> (N, OH, OW, C·KH·KW)
     cols = im2col(x, w_shape[2:], **options).reshape(n, oh, ow, -1)
     x_padded = pad_input(x, geometry)
-    for chunk in chunks(n, oh, row_bytes=1, budget=2):        # two rows at a time, split windows
+    plan = chunks(n, oh, row_bytes=1, budget=2)                # two rows at a time, split windows
+    plan += chunks(n, oh, row_bytes=1, budget=2 * oh)          # two whole items at a time
+    for chunk in plan:
         items, rows = chunk
         got = columns_t(x_padded, geometry, chunk, np.empty(cols.size))
-        want = cols[items, rows].reshape(items.stop - items.start, -1, cols.shape[-1])
-        np.testing.assert_array_equal(got, want.transpose(0, 2, 1))
+        want = cols[items, rows].reshape(-1, cols.shape[-1])   # rows (n, i, j) of the chunk
+        np.testing.assert_array_equal(got, want.T)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
-def test_col2im_t_add_is_adjoint_of_columns_t(config, rng):
+@pytest.mark.parametrize("items", [0, 2], ids=["one row", "two whole items"])
+def test_col2im_t_add_is_adjoint_of_columns_t(config, items, rng):
     """<columns_t(x), G> summed over chunks = <x, Σ col2im_t_add(G)>, chunk boundaries inside."""
     _, x_shape, w_shape, options = config
     options = {k: v for k, v in options.items() if k != "groups"}
@@ -107,7 +110,8 @@ def test_col2im_t_add_is_adjoint_of_columns_t(config, rng):
     x_padded = pad_input(rng.standard_normal(x_shape), geometry)
     grad_padded = np.zeros_like(x_padded)
     left_side = 0.0
-    for chunk in chunks(x_shape[0], geometry.output_size[0], row_bytes=1, budget=1):
+    oh = geometry.output_size[0]
+    for chunk in chunks(x_shape[0], oh, row_bytes=1, budget=max(1, items * oh)):
         cols_t = columns_t(x_padded, geometry, chunk, np.empty(x_padded.size * 64))
         other = rng.standard_normal(cols_t.shape)
         left_side += np.vdot(cols_t, other)
@@ -173,7 +177,9 @@ def test_row_chunks_split_windows(x_shape, w_shape, options, rows_per_chunk, dty
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype)
     geometry = resolve(x_shape[2:], w_shape[2:], **options)
-    row_bytes = x_shape[1] * w_shape[2] * w_shape[3] * geometry.output_size[1] * x.itemsize
+    # scratch per output row: its X_colᵀ columns and its O outputs
+    row_bytes = (x_shape[1] * w_shape[2] * w_shape[3] + w_shape[0]) * geometry.output_size[1]
+    row_bytes *= x.itemsize
     budget = rows_per_chunk * row_bytes
     grad_output = rng.standard_normal((x_shape[0], w_shape[0]) + geometry.output_size)
     grad_output = grad_output.astype(dtype)
@@ -194,7 +200,7 @@ def test_row_chunks_split_windows(x_shape, w_shape, options, rows_per_chunk, dty
 def test_chunks_of_whole_items(items_per_chunk, plans, rng):
     x, w = rng.standard_normal((7, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
     grad_output = rng.standard_normal((7, 4, 6, 5))
-    row_bytes = 3 * 3 * 3 * 5 * x.itemsize
+    row_bytes = (3 * 3 * 3 + 4) * 5 * x.itemsize             # X_colᵀ columns and outputs
     budget = items_per_chunk * 6 * row_bytes                # items_per_chunk whole items
     chunked = all_results(x, w, None, grad_output, {"padding": 1}, budget)
     expected = (conv2d_loop(x, w, padding=1), *conv2d_backward_loop(grad_output, x, w, padding=1))
