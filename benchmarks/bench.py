@@ -82,10 +82,10 @@ def optional(name):
         return None
 
 
-def interleaved(functions, repeat, warmup=2):
+def interleaved(functions, repeat, warmup=2, min_seconds=2.0):
     """Median seconds of each function, the functions called in turn within every repeat.
 
-    The turns go on for at least 2 s (at most 5 × repeat turns), so that a burst of another
+    The turns go on for at least min_seconds (at most 5 × repeat turns), so that a burst of another
     process's work falls on a minority of them. A short function (under 50 ms) runs a block of
     one untimed and three timed calls in each turn: after another library's call, its first
     call pays for that library's threads still spinning and BLAS's gone to sleep (measured:
@@ -101,9 +101,9 @@ def interleaved(functions, repeat, warmup=2):
     seconds = [[] for _ in functions]
     began = time.perf_counter()
     rounds = 0
-    # at least `repeat` turns, and, for short calls, at least 2 s of them (up to 5× as many):
-    # the other agents' bursts on this machine last up to about a second
-    while rounds < repeat or (time.perf_counter() - began < 2 and rounds < 5 * repeat):
+    # at least `repeat` turns, and, for short calls, at least min_seconds of them (up to 5× as
+    # many): the other agents' bursts on this machine last up to about a second
+    while rounds < repeat or (time.perf_counter() - began < min_seconds and rounds < 5 * repeat):
         rounds += 1
         for times, function, block in zip(seconds, functions, blocks):
             if block > 1:
@@ -161,7 +161,7 @@ def scipy_forward(ndimage, x, w, b, shape):
     return lambda: ndimage.correlate(image, kernel, mode="constant")
 
 
-def measure(shape, dtype, repeat, torch, ndimage):
+def measure(shape, dtype, repeat, torch, ndimage, min_seconds=2.0):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape.x).astype(dtype)
     w = rng.standard_normal(shape.w()).astype(dtype)
@@ -183,8 +183,9 @@ def measure(shape, dtype, repeat, torch, ndimage):
     scipy_seconds = None
     if ndimage is not None and shape.x[1] == shape.out_channels == 1:
         forward.append(scipy_forward(ndimage, x, w, b, shape))
-    forward_seconds = interleaved(forward, repeat)
-    backward_seconds = interleaved(backward, repeat)
+    warmup = 1 if min_seconds < 1 else 2                 # --quick: one warm-up call each
+    forward_seconds = interleaved(forward, repeat, warmup, min_seconds)
+    backward_seconds = interleaved(backward, repeat, warmup, min_seconds)
     if len(forward) > (2 if torch is not None else 1):
         scipy_seconds = forward_seconds[-1]
     rows = []
@@ -333,18 +334,18 @@ def libraries():
     return torch, ndimage, threads
 
 
-def run_case(case, repeat):
+def run_case(case, repeat, min_seconds):
     """In a child process: one shape and dtype, its rows as JSON on the last line."""
     name, dtype = case.split(":")
     torch, ndimage, _ = libraries()
     shape = next(s for s in SHAPES if s.name == name)
-    print(json.dumps(measure(shape, dtype, repeat, torch, ndimage)))
+    print(json.dumps(measure(shape, dtype, repeat, torch, ndimage, min_seconds)))
 
 
-def measure_in_child(shape, dtype, repeat, console):
+def measure_in_child(shape, dtype, repeat, min_seconds, console):
     """Each case in a fresh process, so that no case inherits another's threads and heap."""
     command = [sys.executable, __file__, "--case", f"{shape.name}:{dtype}", "--repeat",
-               str(repeat)]
+               str(repeat), "--min-seconds", str(min_seconds)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode:
         console.print(f"{shape.name} {dtype}: failed\n{result.stderr}")
@@ -355,7 +356,7 @@ def measure_in_child(shape, dtype, repeat, console):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="5 repeats; shapes a, c, d, e, f in float32 and c, d, e in float64")
+                        help="5 repeats, turns for 0.5 s; shapes a, c-f float32 and c-e float64")
     parser.add_argument("--repeat", type=int, default=None, help="timed runs (default 9; 5 quick)")
     parser.add_argument("--shapes", default=None, help="which shapes, e.g. 'acf'")
     parser.add_argument("--dtypes", default=None, help="e.g. float32,float64")
@@ -363,10 +364,12 @@ def main(argv=None):
     parser.add_argument("--chunking", action="store_true",
                         help="also time ours against a plain whole X_col and BLAS on one core")
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--min-seconds", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     repeat = max(5, args.repeat or (5 if args.quick else 9))
+    min_seconds = args.min_seconds or (0.5 if args.quick else 2.0)
     if args.case:
-        return run_case(args.case, repeat)
+        return run_case(args.case, repeat, min_seconds)
     console = Console(width=None if sys.stdout.isatty() else 140)
 
     console.print(f"convcli memory budget {DEFAULT_MEMORY_BUDGET >> 20} MiB; "
@@ -388,13 +391,13 @@ def main(argv=None):
             if shape.name in (args.shapes or "abcdef")]
     if args.quick and args.shapes is None:
         plan = [(s, d) for s, d in plan if s.name in ("acdef" if d == "float32" else "cde")]
-    gemm = {dtype: gemm_rate(dtype, repeat) for dtype in dtypes}
+    gemm = {dtype: gemm_rate(dtype, 3 if args.quick else repeat) for dtype in dtypes}
     for dtype, rate in gemm.items():
         console.print(f"GEMM rate (2048² matmul, {dtype}): {rate:.1f} GFLOP/s")
 
     rows = []
     for shape, dtype in plan:
-        for row in measure_in_child(shape, dtype, repeat, console):
+        for row in measure_in_child(shape, dtype, repeat, min_seconds, console):
             row["of_gemm"] = row["gflops"] / gemm[dtype]
             rows.append(row)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
