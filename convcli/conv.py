@@ -304,7 +304,9 @@ def _check_budget(memory_budget):
 
 def as_float(*arrays):
     """Arrays (None passes through) in one float dtype: float32 when every float input is at
-    most 32-bit and no input is an integer or bool, float64 otherwise."""
+    most 32-bit (float16 computes in float32) and no input is an integer or bool, float64
+    otherwise. Mixed float32 and float64 inputs compute in float64, as NumPy promotes them
+    (torch.nn.functional.conv2d refuses them)."""
     converted = [None if a is None else np.asarray(a) for a in arrays]
     dtypes = []
     for a in converted:

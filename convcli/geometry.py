@@ -101,10 +101,8 @@ def resolve(input_size, kernel_size, *, stride=1, padding=0, dilation=1) -> Geom
                 f"got {padding!r}"
             )
     else:
-        if _is_int(padding):
-            padding = (padding, padding)
         try:
-            items = tuple(padding)
+            items = (padding, padding) if _is_int(padding) else tuple(padding)
         except TypeError:
             items = ()
         if len(items) not in (2, 4) or not all(_is_int(v) for v in items):

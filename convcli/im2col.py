@@ -30,18 +30,11 @@ def windows(x_padded: np.ndarray, geometry: Geometry) -> np.ndarray:
     """A read-only strided view of every window: (N, C, Hp, Wp) -> (N, OH, OW, C, KH, KW).
 
     No data is copied; element [n, i, j, c, kh, kw] is
-    x_padded[n, c, i*stride_h + kh*dilation_h, j*stride_w + kw*dilation_w].
+    x_padded[n, c, i*stride_h + kh*dilation_h, j*stride_w + kw*dilation_w]: row (n, i, j) of
+    X_col, with its columns in (c, kh, kw) order.
     """
-    n, c = x_padded.shape[:2]
-    sn, sc, sh, sw = x_padded.strides
-    (oh, ow), (kh, kw) = geometry.output_size, geometry.kernel_size
-    (stride_h, stride_w), (dil_h, dil_w) = geometry.stride, geometry.dilation
-    return as_strided(
-        x_padded,
-        shape=(n, oh, ow, c, kh, kw),
-        strides=(sn, sh * stride_h, sw * stride_w, sc, sh * dil_h, sw * dil_w),
-        writeable=False,
-    )
+    # (N, C, KH, KW, OH, OW) -> (N, OH, OW, C, KH, KW)
+    return windows_t(x_padded, geometry).transpose(0, 4, 5, 1, 2, 3)
 
 
 def windows_t(x_padded: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -115,11 +108,6 @@ def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1) -> np.ndarray:
     x = np.asarray(x)
     _check_4d(x, "x")
     geometry = resolve(x.shape[2:], kernel_size, stride=stride, padding=padding, dilation=dilation)
-    return im2col_geometry(x, geometry)
-
-
-def im2col_geometry(x: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """im2col for an already resolved geometry (the core calls this one)."""
     n, c = x.shape[:2]
     (oh, ow), (kh, kw) = geometry.output_size, geometry.kernel_size
     return windows(pad_input(x, geometry), geometry).reshape(n * oh * ow, c * kh * kw)
@@ -140,24 +128,12 @@ def col2im(cols, x_shape, kernel_size, *, stride=1, padding=0, dilation=1) -> np
     expected = (n * oh * ow, c * kh * kw)
     if cols.shape != expected:
         raise ValueError(f"cols must have shape (N·OH·OW, C·KH·KW) = {expected}, got {cols.shape}")
-    return col2im_geometry(cols, tuple(x_shape), geometry)
-
-
-def col2im_geometry(cols: np.ndarray, x_shape: tuple, geometry: Geometry) -> np.ndarray:
-    """col2im for an already resolved geometry (the core calls this one)."""
-    n, c, height, width = x_shape
-    (oh, ow), (kh, kw) = geometry.output_size, geometry.kernel_size
-    (stride_h, stride_w), (dil_h, dil_w) = geometry.stride, geometry.dilation
     top, _, left, _ = geometry.pad
-    # (N·OH·OW, C·KH·KW) -> (KH, KW, N, C, OH, OW): one (N, C, OH, OW) slab per kernel offset
-    slabs = cols.reshape(n, oh, ow, c, kh, kw).transpose(4, 5, 0, 3, 1, 2)
-    x_padded = np.zeros((n, c) + geometry.padded_size, dtype=cols.dtype)
-    for i in range(kh):
-        rows = slice(i * dil_h, i * dil_h + (oh - 1) * stride_h + 1, stride_h)
-        for j in range(kw):
-            columns = slice(j * dil_w, j * dil_w + (ow - 1) * stride_w + 1, stride_w)
-            x_padded[:, :, rows, columns] += slabs[i, j]
-    return np.ascontiguousarray(x_padded[:, :, top : top + height, left : left + width])
+    height, width = x_shape[2:]
+    grad_padded = np.zeros((n, c) + geometry.padded_size, dtype=cols.dtype)
+    # (N·OH·OW, C·KH·KW) -> (C·KH·KW, N·OH·OW), the layout col2im_t_add adds from
+    col2im_t_add(cols.T, grad_padded, geometry, (slice(0, n), slice(0, oh)))
+    return np.ascontiguousarray(grad_padded[:, :, top : top + height, left : left + width])
 
 
 def _check_4d(array: np.ndarray, name: str) -> None:
