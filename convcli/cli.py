@@ -120,6 +120,8 @@ Gray = Annotated[bool, typer.Option("--gray", help="Convert the image to one cha
 DType = Annotated[str, typer.Option(help="float64 (default: a reference tool) or float32.")]
 MaxPixels = Annotated[Optional[int], typer.Option(
     help="Raise Pillow's decompression-bomb limit (89,478,485 pixels) for a file you trust.")]
+MemoryBudget = Annotated[float, typer.Option(
+    help="MiB of scratch for pieces of the im2col matrix (it is never built whole).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 ImageArg = Annotated[Path, typer.Argument(
@@ -170,6 +172,13 @@ def geometry_options(stride: str, padding: str, dilation: str) -> dict:
         if min(values) < 0:
             raise _input_error(f"--padding must not be negative, got {padding}")
     return options
+
+
+def _budget(mib: float) -> int:
+    """--memory-budget in MiB -> bytes."""
+    if not mib > 0:
+        raise _input_error(f"--memory-budget must be a positive number of MiB, got {mib}")
+    return max(1, int(mib * 2**20))
 
 
 def parse_dtype(text: str):
@@ -287,6 +296,7 @@ def forward(
         "Laplacian) with negative output, mapped around mid grey (0 = grey).")] = None,
     normalize: Annotated[bool, typer.Option(
         "--normalize", help="Map the picture's min..max to 0..255.")] = False,
+    memory_budget: MemoryBudget = 256,
     json_output: Json = False,
     quiet: Quiet = False,
 ):
@@ -311,7 +321,7 @@ def forward(
     b = None if b is None else b.astype(x.dtype)
     start = time.perf_counter()
     with working("computing y = x ⋆ w", quiet=quiet or json_output):
-        y = conv2d(x, w, b, groups=groups, **options)
+        y = conv2d(x, w, b, groups=groups, memory_budget=_budget(memory_budget), **options)
     seconds = time.perf_counter() - start
     geometry = resolve(x.shape[2:], w.shape[2:], **options)
 
@@ -402,6 +412,7 @@ def backward(
         "image).")] = None,
     png_dx: Annotated[Optional[Path], typer.Option(
         help="Also write a picture of dL/dx (mapped around mid grey when signed).")] = None,
+    memory_budget: MemoryBudget = 256,
     json_output: Json = False,
     quiet: Quiet = False,
 ):
@@ -432,7 +443,8 @@ def backward(
     b = parse_bias(bias, w.shape[0])
     b = None if b is None else b.astype(x.dtype)
     start = time.perf_counter()
-    y = conv2d(x, w, b, groups=groups, **options)
+    budget = _budget(memory_budget)
+    y = conv2d(x, w, b, groups=groups, memory_budget=budget, **options)
     if grad_output is not None:
         dy = _same_shape(io.load_array(grad_output, "--grad-output"), y, "--grad-output")
         loss_value, loss_text = None, f"dL/dy from {grad_output}"
@@ -445,7 +457,7 @@ def backward(
         loss_text = "L = Σy, dL/dy = 1"
     dy = dy.astype(x.dtype)
     with working("computing dL/dx, dL/dw, dL/db", quiet=quiet or json_output):
-        dx, dw, db = conv2d_backward(dy, x, w, groups=groups, **options)
+        dx, dw, db = conv2d_backward(dy, x, w, groups=groups, memory_budget=budget, **options)
     seconds = time.perf_counter() - start
     geometry = resolve(x.shape[2:], w.shape[2:], **options)
 

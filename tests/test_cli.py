@@ -450,3 +450,21 @@ def test_backward_with_bias(tmp_path, rng):
     y = conv2d(x, np.full((1, 1, 3, 3), 1 / 9), np.array([0.5]), padding=1)
     np.testing.assert_allclose(saved["y"], y, atol=1e-13)
     np.testing.assert_allclose(saved["grad_bias"], [np.sum(y - t)], rtol=1e-12)
+
+
+def test_memory_budget_option(tmp_path, rng):
+    """A budget far below one output row still gives the same arrays, row by row."""
+    np.save(tmp_path / "x.npy", rng.standard_normal((2, 3, 20, 30)))
+    run("forward", tmp_path / "x.npy", "gaussian5", "--out", tmp_path / "a.npy")
+    run("forward", tmp_path / "x.npy", "gaussian5", "--out", tmp_path / "b.npy",
+        "--memory-budget", "0.0001")
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    run("backward", tmp_path / "x.npy", "sobel-x", "--out", tmp_path / "a.npz", "--stride", "2")
+    run("backward", tmp_path / "x.npy", "sobel-x", "--out", tmp_path / "b.npz", "--stride", "2",
+        "--memory-budget", "0.0001")
+    a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
+    for name in ("y", "grad_input", "grad_weight", "grad_bias"):
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-12, atol=1e-12)
+    result = CliRunner().invoke(app, ["forward", str(tmp_path / "x.npy"), "box3",
+                                      "--memory-budget", "0"])
+    assert result.exit_code == 2 and "--memory-budget must be a positive" in result.stderr
