@@ -12,10 +12,10 @@ torch = pytest.importorskip("torch")
 
 
 def torch_conv(x, w, b, grad_output, stride=1, padding=0, dilation=1, groups=1):
-    pair = (lambda v: (v, v) if isinstance(v, int) else tuple(v))
     # the padding split comes from the tests' own reading of the spec, not from convcli
-    top, bottom, left, right = explicit_padding(padding, x.shape[2:], w.shape[2:], pair(stride),
-                                                pair(dilation))
+    stride_hw, dilation_hw = ((v, v) if isinstance(v, int) else tuple(v) for v in (stride, dilation))
+    top, bottom, left, right = explicit_padding(padding, x.shape[2:], w.shape[2:], stride_hw,
+                                                dilation_hw)
     xt = torch.tensor(x, requires_grad=True)
     wt = torch.tensor(w, requires_grad=True)
     bt = torch.tensor(b, requires_grad=True)
