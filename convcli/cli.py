@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 
+
 class _Group(TyperGroup):
     """Click takes any word that starts with "-" for an option; a negative number (an inline
     kernel "-1 0 1; -2 0 2; -1 0 1", --bias -0.5) is a value, so it gets a leading space."""
@@ -716,6 +717,7 @@ def gradcheck(
     from . import gradcheck as checks
     from . import gradcheck_render as render
     from .geometry import resolve
+    from .progress import LateProgress
 
     if dtype not in ("float32", "float64"):
         raise _input_error(f"--dtype must be float32 or float64, got {dtype!r}")
@@ -723,7 +725,7 @@ def gradcheck(
         raise _input_error("give a KERNEL after IMAGE (or neither, for the built-in suite)")
     settings = dict(seed=seed, eps=eps, atol=atol, rtol=rtol, dtype=dtype)
     console = _console(quiet or json_output)
-    bar = render.LateProgress(Console(stderr=True), "gradcheck",
+    bar = LateProgress(Console(stderr=True), "gradcheck",
                               enabled=not (quiet or json_output))
     start = time.perf_counter()
     header = []
@@ -849,6 +851,7 @@ def fit_command(
     from . import io, kernels
     from . import plot as plotting
     from .geometry import resolve
+    from .progress import LateProgress
 
     options = geometry_options(stride, padding, dilation)
     size = parse_ints(kernel_size, "kernel-size")
@@ -900,9 +903,14 @@ def fit_command(
 
     start = time.perf_counter()
     settings = {"bias": bias, "depthwise": depthwise, **options}
-    with _FitProgress(steps, enabled=method == "gd" and not (quiet or json_output)) as progress:
+    bar = LateProgress(_stderr(), "fit", enabled=method == "gd" and not (quiet or json_output),
+                       delay=0.0, detail="loss {task.fields[loss]}")
+    try:
         found = fitting.fit(x, t, size, method=method, optimizer=optimizer, lr=lr, steps=steps,
-                            seed=seed, tol=tol, callback=progress, **settings)
+                            seed=seed, tol=tol, **settings,
+                            callback=lambda step, loss: bar(step, steps, loss=f"{loss:.4g}"))
+    finally:
+        bar.close()
     seconds = time.perf_counter() - start
     exact = found if method == "lstsq" else fitting.fit(x, t, size, method="lstsq", **settings)
     geometry = resolve(x.shape[2:], shape[2:], **options)
@@ -987,35 +995,6 @@ def _rates(found, arrow="→") -> str:
     """The learning rates gd used: "0.1", or "0.1 → 0.01" after a plateau (Pillow's default
     font has no →: the plot passes "->")."""
     return f" {arrow} ".join(f"{found.lr / 10**k:.3g}" for k in range(found.lr_cuts + 1))
-
-
-class _FitProgress:
-    """callback(step, loss) for fit: a rich bar with the current loss, only on a terminal."""
-
-    def __init__(self, steps: int, *, enabled: bool):
-        self.console = _stderr()
-        self.steps, self.enabled = steps, enabled and self.console.is_terminal
-        self.bar = self.task = None
-
-    def __enter__(self):
-        if self.enabled:
-            from rich import progress as bars
-
-            self.bar = bars.Progress(bars.TextColumn("fit"), bars.BarColumn(),
-                                     bars.MofNCompleteColumn(),
-                                     bars.TextColumn("loss {task.fields[loss]}"),
-                                     console=self.console, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task("fit", total=self.steps, loss="…")
-        return self
-
-    def __call__(self, step: int, loss: float):
-        if self.bar is not None:
-            self.bar.update(self.task, completed=step, loss=f"{loss:.4g}")
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _kernel_text(found, image, out, loss, *, padding, stride, dilation, gray) -> str:

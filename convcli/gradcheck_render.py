@@ -1,15 +1,12 @@
 """Draw a gradcheck Report (gradcheck.py) with rich: the results table, the worst coordinates of
-each failure, a one-line verdict, and a progress bar that appears only on a terminal and only
-once a run has taken more than a second. No maths here, only layout.
+each failure and a one-line verdict. No maths here, only layout.
 """
 
 from __future__ import annotations
 
 import math
-import time
 
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 PASS, FAIL = "✓", "✗"
@@ -84,32 +81,3 @@ def _value_names(tensor):
     if tensor == "adjoint":
         return "⟨x, dL/dx⟩", "⟨conv2d(x, w), g⟩"
     return "analytic", "numeric"
-
-
-class LateProgress:
-    """A ``progress(done, total)`` callback that shows a rich bar only on a terminal, and only
-    once the run has taken longer than ``delay`` seconds; ``close()`` removes it."""
-
-    def __init__(self, console, description: str, *, enabled: bool = True, delay: float = 1.0):
-        self.console, self.description, self.delay = console, description, delay
-        self.enabled = enabled and console.is_terminal
-        self.start = time.perf_counter()
-        self.bar = self.task = None
-
-    def __call__(self, done: int, total: int):
-        if not self.enabled:
-            return
-        if self.bar is None:
-            if time.perf_counter() - self.start < self.delay:
-                return
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TimeElapsedColumn(),
-                                console=self.console, transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task(self.description, total=total)
-        self.bar.update(self.task, completed=done, total=total)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None

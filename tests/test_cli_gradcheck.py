@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 import convcli.gradcheck
 from convcli.cli import app
 from convcli.gradcheck import SUITE
-from convcli.gradcheck_render import LateProgress
+from convcli.progress import LateProgress
 
 
 def run(*args, expect=0):
@@ -152,7 +152,7 @@ class Clock:
     (True, 2.0, True), (True, 0.5, False), (False, 2.0, False)])
 def test_progress_bar_only_on_a_terminal_after_a_second(monkeypatch, terminal, elapsed, shown):
     clock = Clock()
-    monkeypatch.setattr("convcli.gradcheck_render.time.perf_counter", clock)
+    monkeypatch.setattr("convcli.progress.time.perf_counter", clock)
     console = Console(file=io.StringIO(), force_terminal=terminal, width=80)
     bar = LateProgress(console, "gradcheck")
     clock.now = elapsed
