@@ -246,12 +246,9 @@ def working(message: str, *, quiet: bool):
     return console.status(message)
 
 
-def _range(array) -> str:
-    import numpy as np
-
-    if array.size == 0:
-        return "empty"
-    return f"{np.nanmin(array):.4g} .. {np.nanmax(array):.4g}"
+def _range_text(minmax) -> str:
+    """[low, high] from _minmax -> "low .. high"."""
+    return "no finite values" if minmax is None else f"{minmax[0]:.4g} .. {minmax[1]:.4g}"
 
 
 def _summary_table(rows):
@@ -354,7 +351,8 @@ def forward(
         ("kernel", f"{_shape(w)}  {kernel_source}, groups={groups}"
                    + ("  (each channel separately)" if groups == x.shape[1] > 1 else "")),
         *_geometry_rows(geometry, padding),
-        ("output", f"{_shape(y)}  range {_range(y)}  (input range {_range(x)})"),
+        ("output", f"{_shape(y)}  range {_range_text(report['output']['range'])}  "
+                   f"(input range {_range_text(report['input']['range'])})"),
         ("time", f"{seconds * 1000:.1f} ms"),
         *([("picture", f"{mapping}; {picture.layout(y)}")] if mapping else []),
         ("written", ", ".join(written)),

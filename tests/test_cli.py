@@ -469,3 +469,11 @@ def test_memory_budget_option(tmp_path, rng):
     result = CliRunner().invoke(app, ["forward", str(tmp_path / "x.npy"), "box3",
                                       "--memory-budget", "0"])
     assert result.exit_code == 2 and "--memory-budget must be a positive" in result.stderr
+
+
+def test_all_nan_input_reports_no_finite_values(tmp_path):
+    np.save(tmp_path / "x.npy", np.full((4, 4), np.nan))
+    result = run("forward", tmp_path / "x.npy", "box3", "--out", tmp_path / "y.npy")
+    assert "range no finite values" in result.stdout
+    assert result.stderr == ""                              # no NumPy "All-NaN slice" warning
+    assert np.isnan(np.load(tmp_path / "y.npy")).all()
