@@ -26,6 +26,7 @@ from functools import partial
 
 import numpy as np
 
+from . import depthwise
 from .geometry import Geometry, chunks, resolve
 from .im2col import col2im_t_add, columns_t, pad_input
 
@@ -58,6 +59,8 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
                             groups=groups)
     _check_budget(memory_budget)
     n, c, o, (oh, ow) = x.shape[0], x.shape[1], w.shape[0], geometry.output_size
+    if depthwise.suits(w.shape, groups, geometry):                 # one channel in and out per group
+        return depthwise.conv2d_one_channel(x, w, b, geometry, groups, memory_budget)
     x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
     task = partial(_forward_chunk, x_padded=x_padded, w=w, b=b, y=y, geometry=geometry,

@@ -1,0 +1,132 @@
+"""The forward pass with one input channel per group, grey images (C = 1) and depthwise layers
+(groups = C), read straight off the padded image instead of X_col.
+
+With one input channel, X_col has only KH·KW columns and Y = X_col · W is a matrix-vector
+product: copying X_col (KH·KW times the image) costs several times the product. The same sum,
+split by kernel column j, needs no copy at all:
+
+    y[o, r, :] = Σ_j  W[o, 0, :, j] · S_j[r]        (KH) · (KH, OW) -> (OW)
+    S_j[r]     = x_padded[r·sh + i·dh, j·dw : j·dw + OW]  for i < KH
+
+S_j[r] is the (KH, OW) strip of rows under kernel column j, a strided view of the padded
+image. For a chunk of output rows (and items) at once, W[:, :, :, j] · S_j is one batched
+product that BLAS runs as KH-long dot products, and y is the sum of KW such products. It needs
+unit steps along a row, so the core uses it only at horizontal stride 1.
+
+Chunks of about 1 MiB keep each strip in the caches; they run on a thread pool (NumPy's
+products and sums release the GIL), one thread per CPU this process may use, or as many as
+OPENBLAS_NUM_THREADS / OMP_NUM_THREADS say.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .geometry import Geometry, chunks
+
+# Bytes of input strip and output per chunk: small enough for the caches, large enough that
+# NumPy's per-call cost does not show (measured on the benchmark shapes a and f, 256 KiB-4 MiB).
+_CHUNK_BYTES = 2**20
+# Multiply-adds below which a second thread costs more than it saves (measured: shape a).
+_THREADS_FROM = 2**24
+
+
+def suits(w_shape, groups, geometry: Geometry) -> bool:
+    """Whether conv2d should use this module: one input and one output channel per group, a
+    horizontal stride of 1 and output rows of at least 64 pixels. With more outputs per group
+    X_col's product has work enough for BLAS (at 16 outputs, X_col was 3× faster); on shorter
+    rows each BLAS call is too small (depthwise 56×56 float32 was 2× slower here, 64×64 0.94×)."""
+    o, c_group = w_shape[:2]
+    return c_group == 1 and o == groups and geometry.stride[1] == 1 and geometry.output_size[1] >= 64
+
+
+def conv2d_one_channel(x, w, b, geometry: Geometry, groups, memory_budget) -> np.ndarray:
+    """y = x ⋆ w + b for w with one input channel per group; geometry.stride[1] must be 1.
+
+    x (N, C, H, W) with C = groups, w (O, 1, KH, KW), b (O,) or None -> y (N, O, OH, OW).
+    The padding is built per chunk, in the scratch: per thread, one chunk's padded input rows
+    (n, rows_in, padded width) and its (n, rows, O/g, OW) partial sum, within memory_budget.
+    """
+    n, (o, _, kh, kw) = x.shape[0], w.shape
+    og = o // groups
+    (oh, ow), (sh, _), (dh, dw) = geometry.output_size, geometry.stride, geometry.dilation
+    top, left = geometry.pad[0], geometry.pad[2]
+    padded_w = geometry.padded_size[1]                 # = OW + (KW - 1)·dw, at stride 1
+    workers = threads()
+    row_bytes = (sh * padded_w + og * ow) * x.itemsize   # per output row of one item
+    plan = chunks(n, oh, row_bytes, min(_CHUNK_BYTES, memory_budget // workers))
+    tasks = [(g, chunk) for g in range(groups) for chunk in plan]
+    if len(tasks) < 2 * workers or n * o * oh * ow * kh * kw < _THREADS_FROM:
+        workers = 1
+    most_items = max(items.stop - items.start for items, _ in plan)
+    most_rows = max(rows.stop - rows.start for _, rows in plan)
+    y = np.empty((n, o, oh, ow), dtype=x.dtype)
+    # W[:, 0, :, j] per group: (G, Og, KH) for each kernel column j
+    w_columns = [np.ascontiguousarray(w[:, 0, :, j]).reshape(groups, og, kh) for j in range(kw)]
+    bias = None if b is None else b.reshape(groups, og, 1)
+
+    def work(share):
+        rows_in = (most_rows - 1) * sh + (kh - 1) * dh + 1
+        padded_rows = np.empty((most_items, rows_in, padded_w), dtype=x.dtype)
+        part = np.empty((most_items, most_rows, og, ow), dtype=x.dtype)
+        for g, (items, rows) in share:
+            ni, r = items.stop - items.start, rows.stop - rows.start
+            first = rows.start * sh                                 # its first padded row
+            padded = padded_rows[:ni, : (r - 1) * sh + (kh - 1) * dh + 1]
+            _pad_rows(x[items, g], padded, first - top, left)
+            out = y[items, g * og : (g + 1) * og, rows].transpose(0, 2, 1, 3)  # (n, rows, Og, OW)
+            s_item, s_row, s_col = padded.strides
+            for j in range(kw):
+                # S_j: (n, rows, KH, OW), a view of the padded rows
+                strip = as_strided(padded[:, :, j * dw :], (ni, r, kh, ow),
+                                   (s_item, sh * s_row, dh * s_row, s_col), writeable=False)
+                # (Og, KH) · (n, rows, KH, OW) -> (n, rows, Og, OW); a KH of 1 is a broadcast
+                product = np.multiply if kh == 1 else np.matmul
+                product(w_columns[j][g], strip, out=out if j == 0 else part[:ni, :r])
+                if j:
+                    out += part[:ni, :r]
+            if bias is not None:
+                out += bias[g]
+
+    if workers == 1:
+        work(tasks)
+    else:
+        list(_pool(workers).map(work, [tasks[k::workers] for k in range(workers)]))
+    return y
+
+
+def _pad_rows(plane, padded, row0, left):
+    """Copy plane (n, H, W) into padded (n, rows, width) as rows row0.. of the zero-padded plane
+    (row0 < 0 inside the top padding), after `left` zero columns; zeros elsewhere."""
+    lo, hi = max(0, row0), min(plane.shape[1], row0 + padded.shape[1])  # plane rows in the chunk
+    if hi <= lo:
+        padded[...] = 0
+        return
+    padded[:, : lo - row0] = 0
+    padded[:, hi - row0 :] = 0
+    body = padded[:, lo - row0 : hi - row0]
+    body[:, :, :left] = 0
+    body[:, :, left + plane.shape[2] :] = 0
+    body[:, :, left : left + plane.shape[2]] = plane[:, lo:hi]
+
+
+def threads() -> int:
+    """Threads for chunks: OPENBLAS_NUM_THREADS or OMP_NUM_THREADS when set, else the CPUs this
+    process may run on."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+@cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convcli")

@@ -1,0 +1,121 @@
+"""The one-channel forward pass (depthwise.py) against the loop-by-definition reference, over
+padding forms, dilation, vertical stride, groups, chunk boundaries and threads. Nothing here
+times anything."""
+
+import numpy as np
+import pytest
+from reference import conv2d_backward_loop, conv2d_loop
+
+import convcli.depthwise as depthwise
+from convcli import conv2d, conv2d_backward
+from convcli.conv import check_shapes
+from convcli.geometry import chunks
+
+# (x shape, w shape, options); all have one input channel per group and horizontal stride 1
+CASES = [
+    ((1, 1, 9, 70), (1, 1, 3, 3), {"padding": 1}),                            # a grey image
+    ((2, 1, 7, 11), (1, 1, 3, 4), {"padding": (2, 0, 1, 3)}),                 # uneven padding
+    ((1, 1, 8, 9), (1, 1, 4, 2), {"padding": "same"}),                        # even kernel
+    ((1, 1, 5, 6), (1, 1, 3, 3), {"padding": "full"}),
+    ((1, 1, 10, 9), (1, 1, 3, 2), {"dilation": (2, 3), "padding": (3, 2)}),
+    ((1, 1, 11, 8), (1, 1, 3, 3), {"stride": (2, 1), "padding": 1}),          # vertical stride
+    ((1, 1, 12, 8), (1, 1, 2, 3), {"stride": (3, 1), "dilation": (2, 1), "padding": "same"}),
+    ((1, 1, 6, 9), (1, 1, 1, 5), {"padding": (0, 2)}),                        # KH = 1
+    ((1, 1, 9, 6), (1, 1, 5, 1), {"padding": (2, 0)}),                        # KW = 1
+    ((1, 1, 4, 5), (1, 1, 3, 3), {"padding": 4}),                             # rows all padding
+    ((2, 3, 7, 8), (3, 1, 3, 3), {"groups": 3, "padding": 1}),                # depthwise
+    ((2, 2, 6, 7), (6, 1, 3, 2), {"groups": 2, "padding": (1, 0)}),           # 3 outputs a group
+]
+
+
+def run(x, w, b, options, budget):
+    groups = options.get("groups", 1)
+    geometry = check_shapes(x, w, b, stride=options.get("stride", 1),
+                            padding=options.get("padding", 0),
+                            dilation=options.get("dilation", 1), groups=groups)
+    return depthwise.conv2d_one_channel(x, w, b, geometry, groups, budget)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, options", CASES)
+@pytest.mark.parametrize("budget", [1, 700, 2**40], ids=["one row", "a few rows", "whole"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matches_the_loop(x_shape, w_shape, options, budget, dtype, rng):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    y = run(x, w, b, options, budget)
+    assert y.dtype == dtype
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(y, conv2d_loop(x, w, b, **options), rtol=tol, atol=tol)
+
+
+def test_chunks_split_windows_and_items(monkeypatch, rng):
+    """A budget of three rows cuts every item into row chunks whose windows overlap."""
+    made = []
+    monkeypatch.setattr(depthwise, "threads", lambda: 1)
+    monkeypatch.setattr(depthwise, "chunks", lambda *a: made.append(chunks(*a)) or made[-1])
+    x, w = rng.standard_normal((3, 1, 10, 70)), rng.standard_normal((1, 1, 3, 3))
+    y = run(x, w, None, {"padding": 1}, budget=3 * (70 + 72) * 8)
+    np.testing.assert_allclose(y, conv2d_loop(x, w, padding=1), rtol=1e-12, atol=1e-12)
+    (plan,) = made
+    assert {r.stop - r.start for _, r in plan} == {2, 3} and len(plan) == 3 * 4
+
+
+@pytest.mark.parametrize("x_shape, w_shape, options", [CASES[0], CASES[5], CASES[10]])
+def test_threads_give_the_same_answer(x_shape, w_shape, options, monkeypatch, rng):
+    monkeypatch.setattr(depthwise, "threads", lambda: 2)
+    monkeypatch.setattr(depthwise, "_THREADS_FROM", 0)
+    used = []
+    pool = depthwise._pool(2)
+    monkeypatch.setattr(depthwise, "_pool", lambda workers: used.append(workers) or pool)
+    x = rng.standard_normal(x_shape)
+    w, b = rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    y = run(x, w, b, options, budget=1)
+    assert used == [2]
+    np.testing.assert_allclose(y, conv2d_loop(x, w, b, **options), rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_uses_it_where_it_suits(monkeypatch, rng):
+    calls = []
+    real = depthwise.conv2d_one_channel
+    monkeypatch.setattr(depthwise, "conv2d_one_channel", lambda *a: calls.append(a) or real(*a))
+    x = rng.standard_normal((2, 2, 5, 64))
+    cases = [((2, 1, 3, 3), {"groups": 2, "padding": 1}, True),     # depthwise, 64 wide
+             ((2, 1, 3, 3), {"groups": 2}, False),                 # 62 wide: X_col
+             ((4, 1, 3, 3), {"groups": 2, "padding": 1}, False),   # 2 outputs a group: X_col
+             ((2, 1, 3, 3), {"groups": 2, "stride": (1, 2)}, False),
+             ((2, 2, 3, 3), {"padding": 1}, False)]
+    for w_shape, options, expected in cases:
+        calls.clear()
+        w = rng.standard_normal(w_shape)
+        y = conv2d(x, w, **options)
+        assert bool(calls) == expected, (w_shape, options)
+        np.testing.assert_allclose(y, conv2d_loop(x, w, **options), rtol=1e-12, atol=1e-12)
+
+
+def test_backward_of_a_grey_image(rng):
+    """At stride 1, dL/dx is a full correlation with the flipped kernel: this path again."""
+    x, w = rng.standard_normal((1, 1, 6, 66)), rng.standard_normal((1, 1, 3, 5))
+    grad_output = rng.standard_normal((1, 1, 6, 66))
+    got = conv2d_backward(grad_output, x, w, padding=(1, 2))
+    want = conv2d_backward_loop(grad_output, x, w, padding=(1, 2))
+    for g, e in zip(got, want):
+        np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("env, expected", [({"OPENBLAS_NUM_THREADS": "3"}, 3),
+                                           ({"OMP_NUM_THREADS": "4,2"}, 4),
+                                           ({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "8"}, 1)])
+def test_threads_follow_the_blas_settings(env, expected, monkeypatch):
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert depthwise.threads() == expected
+
+
+def test_threads_default_to_the_cpus_we_may_use(monkeypatch):
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.setenv(name, "not a number")
+    monkeypatch.setattr(depthwise.os, "sched_getaffinity", lambda pid: {0, 1, 5}, raising=False)
+    assert depthwise.threads() == 3
