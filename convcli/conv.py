@@ -15,9 +15,12 @@ Speed and memory: X_col has KH·KW times as many numbers as x, so it is never bu
 output is cut into chunks of batch items and output rows (``geometry.chunks``) whose piece of
 X_col fits ``memory_budget`` bytes (default 256 MiB); each chunk copies its piece (as X_colᵀ,
 (C·KH·KW, rows·OW), see im2col.py), multiplies, and moves on. BLAS runs each product on every
-core. (Measured on 2 cores and not kept: running chunks on a thread pool, which oversubscribes
-the cores BLAS already uses; copying with two threads; and, for one channel per output, a sum of
-KH·KW shifted slices instead of X_col: each was slower than this.)
+core. (Measured on 2 cores and not kept: running these chunks on a thread pool, which
+oversubscribes the cores BLAS already uses, and copying with two threads.)
+
+With one input and one output channel per group (grey images, depthwise layers), X_col's product
+is a matrix-vector product, cheap next to the copy: conv2d then takes depthwise.py's route,
+which reads the windows straight off the padded rows.
 """
 
 from __future__ import annotations
