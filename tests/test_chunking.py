@@ -278,3 +278,33 @@ def test_bad_budget_is_named(budget, error):
         conv2d_backward(np.zeros((1, 1, 3, 3)), x, w, memory_budget=budget)
     with pytest.raises(error, match="memory_budget"):
         grad_input_col2im(np.zeros((1, 1, 3, 3)), x.shape, w, memory_budget=budget)
+
+
+# -- the scratch buffer kept between calls ------------------------------------------------------
+
+
+def test_kept_scratch_serves_calls_of_any_size_and_dtype(rng):
+    """One buffer per thread is reused by every call: results must not depend on what ran before."""
+    x64, w64 = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 3, 3))
+    first = conv2d(x64, w64, padding=1, memory_budget=64)
+    for shape in [(1, 5, 30, 30), (3, 2, 4, 4)]:
+        other = rng.standard_normal(shape).astype(np.float32)
+        conv2d(other, rng.standard_normal((2, shape[1], 3, 3)).astype(np.float32), padding=1)
+    again = conv2d(x64, w64, padding=1, memory_budget=64)
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_allclose(first, conv2d_loop(x64, w64, padding=1), rtol=1e-12, atol=1e-12)
+
+
+def test_threads_each_have_their_own_scratch(rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    # large enough that the copies and products release the GIL, in chunks of a few rows
+    cases = [(rng.standard_normal((2, 8, 40, 40)), rng.standard_normal((8, 8, 3, 3)))
+             for _ in range(4)]
+    want = [conv2d(x, w, padding=1) for x, w in cases]
+    np.testing.assert_allclose(want[0], conv2d_loop(*cases[0], padding=1), rtol=1e-12, atol=1e-12)
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(10):
+            got = list(pool.map(lambda case: conv2d(*case, padding=1, memory_budget=2**16), cases))
+            for g, e in zip(got, want):
+                np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
