@@ -231,7 +231,7 @@ def one_core(threadpoolctl, function, *args, **kwargs):
 
 
 def chunking_rows(repeat, plan):
-    """Ours against a plain whole X_col and against BLAS on one core, in turns."""
+    """Ours against a plain whole X_col, in turns; then ours against BLAS on one core, in turns."""
     threadpoolctl = optional("threadpoolctl")
     rows = []
     for shape, dtype in plan:
@@ -242,15 +242,15 @@ def chunking_rows(repeat, plan):
         grad_output = rng.standard_normal(conv2d(x, w, **options).shape).astype(dtype)
         for direction, function, args in (("forward", conv2d, (x, w)),
                                           ("backward", conv2d_backward, (grad_output, x, w))):
-            calls = [partial(function, *args, **options), whole_x_col(function, *args, **options)]
-            if threadpoolctl is not None:
-                calls.append(one_core(threadpoolctl, function, *args, **options))
-            seconds = interleaved(calls, repeat, warmup=1)
-            ours, whole = seconds[:2]
+            ours = partial(function, *args, **options)
+            ours_ms, whole_ms = (1e3 * t for t in interleaved(
+                [ours, whole_x_col(function, *args, **options)], repeat, warmup=1))
             row = [f"{shape.name} {shape.what}", np.dtype(dtype).name, direction,
-                   f"{ours * 1e3:.1f}", f"{whole * 1e3:.1f}", f"{ours / whole:.2f}", "–", "–"]
+                   f"{ours_ms:.1f}", f"{whole_ms:.1f}", f"{ours_ms / whole_ms:.2f}", "–", "–"]
             if threadpoolctl is not None:
-                row[6:] = [f"{seconds[2] * 1e3:.1f}", f"{ours / seconds[2]:.2f}"]
+                again, one = interleaved([ours, one_core(threadpoolctl, function, *args, **options)],
+                                         repeat, warmup=1)
+                row[6:] = [f"{one * 1e3:.1f}", f"{again / one:.2f}"]
             rows.append(tuple(row))
     return rows
 
@@ -334,23 +334,28 @@ def libraries():
     return torch, ndimage, threads
 
 
-def run_case(case, repeat, min_seconds):
-    """In a child process: one shape and dtype, its rows as JSON on the last line."""
+def run_case(case, repeat, min_seconds, chunking):
+    """In a child process: one shape and dtype, its rows (and chunking rows) as JSON on the last
+    line."""
     name, dtype = case.split(":")
     torch, ndimage, _ = libraries()
     shape = next(s for s in SHAPES if s.name == name)
-    print(json.dumps(measure(shape, dtype, repeat, torch, ndimage, min_seconds)))
+    rows = measure(shape, dtype, repeat, torch, ndimage, min_seconds)
+    chunk_rows = chunking_rows(repeat, [(shape, dtype)]) if chunking else []
+    print(json.dumps({"rows": rows, "chunking": chunk_rows}))
 
 
-def measure_in_child(shape, dtype, repeat, min_seconds, console):
-    """Each case in a fresh process, so that no case inherits another's threads and heap."""
+def measure_in_child(shape, dtype, repeat, min_seconds, chunking, console):
+    """Each case in a fresh process, so that no case inherits another's threads and heap.
+    -> (rows, chunking rows)."""
     command = [sys.executable, __file__, "--case", f"{shape.name}:{dtype}", "--repeat",
-               str(repeat), "--min-seconds", str(min_seconds)]
+               str(repeat), "--min-seconds", str(min_seconds)] + ["--chunking"] * chunking
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode:
         console.print(f"{shape.name} {dtype}: failed\n{result.stderr}")
-        return []
-    return json.loads(result.stdout.splitlines()[-1])
+        return [], []
+    answer = json.loads(result.stdout.splitlines()[-1])
+    return answer["rows"], [tuple(row) for row in answer["chunking"]]
 
 
 def main(argv=None):
@@ -369,7 +374,7 @@ def main(argv=None):
     repeat = max(5, args.repeat or (5 if args.quick else 9))
     min_seconds = args.min_seconds or (0.5 if args.quick else 2.0)
     if args.case:
-        return run_case(args.case, repeat, min_seconds)
+        return run_case(args.case, repeat, min_seconds, args.chunking)
     console = Console(width=None if sys.stdout.isatty() else 140)
 
     console.print(f"convcli memory budget {DEFAULT_MEMORY_BUDGET >> 20} MiB; "
@@ -395,11 +400,14 @@ def main(argv=None):
     for dtype, rate in gemm.items():
         console.print(f"GEMM rate (2048² matmul, {dtype}): {rate:.1f} GFLOP/s")
 
-    rows = []
+    rows, chunk_rows = [], []
     for shape, dtype in plan:
-        for row in measure_in_child(shape, dtype, repeat, min_seconds, console):
+        case_rows, case_chunk_rows = measure_in_child(shape, dtype, repeat, min_seconds,
+                                                      args.chunking, console)
+        for row in case_rows:
             row["of_gemm"] = row["gflops"] / gemm[dtype]
             rows.append(row)
+        chunk_rows += case_chunk_rows
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.machine()} {os.cpu_count()} CPUs, {platform.processor() or cpu_name()}"
     title = f"convcli conv2d, median of {repeat} ({stamp}; {machine})"
@@ -413,7 +421,6 @@ def main(argv=None):
                             f"BLAS on one core (threadpoolctl), median of {repeat}")
         for column in head:
             table.add_column(column, justify="left" if column in head[:3] else "right")
-        chunk_rows = chunking_rows(repeat, plan)
         for row in chunk_rows:
             table.add_row(*row)
         console.print(table)

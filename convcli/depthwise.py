@@ -1,5 +1,5 @@
-"""The forward pass with one input channel per group, grey images (C = 1) and depthwise layers
-(groups = C), read straight off the padded image instead of X_col.
+"""The forward pass with one input and one output channel per group, grey images (C = O = 1)
+and depthwise layers (groups = C = O), read straight off the padded image instead of X_col.
 
 With one input channel, X_col has only KH·KW columns and Y = X_col · W is a matrix-vector
 product: copying X_col (KH·KW times the image) costs several times the product. The same sum,
@@ -11,11 +11,13 @@ split by kernel column j, needs no copy at all:
 S_j[r] is the (KH, OW) strip of rows under kernel column j, a strided view of the padded
 image. For a chunk of output rows (and items) at once, W[:, :, :, j] · S_j is one batched
 product that BLAS runs as KH-long dot products, and y is the sum of KW such products. It needs
-unit steps along a row, so the core uses it only at horizontal stride 1.
+unit steps along a row, so it serves only horizontal stride 1 (``suits`` says when conv2d uses
+it; it computes any number of outputs per group).
 
-Chunks of about 1 MiB keep each strip in the caches; they run on a thread pool (NumPy's
-products and sums release the GIL), one thread per CPU this process may use, or as many as
-OPENBLAS_NUM_THREADS / OMP_NUM_THREADS say.
+Chunks of about 2 MiB keep each strip near the caches. Each chunk copies its own padded rows
+into a scratch buffer, so no padded copy of the whole input is made. The chunks run on a thread
+pool (NumPy's products and sums release the GIL): one thread per CPU this process may use, or
+as many as OPENBLAS_NUM_THREADS / OMP_NUM_THREADS say.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .geometry import Geometry, chunks
+from .scratch import scratch
 
-# Bytes of input strip and output per chunk: small enough for the caches, large enough that
-# NumPy's per-call cost does not show (measured on the benchmark shapes a and f, 256 KiB-4 MiB).
-_CHUNK_BYTES = 2**20
+# Bytes of padded input rows and partial sum per chunk (measured from 256 KiB to 4 MiB on the
+# benchmark shapes a and f: 2 and 4 MiB were the fastest, 256 KiB 1.4× slower).
+_CHUNK_BYTES = 2 * 2**20
 # Multiply-adds below which a second thread costs more than it saves (measured: shape a).
 _THREADS_FROM = 2**24
 
@@ -72,8 +75,10 @@ def conv2d_one_channel(x, w, b, geometry: Geometry, groups, memory_budget) -> np
 
     def work(share):
         rows_in = (most_rows - 1) * sh + (kh - 1) * dh + 1
-        padded_rows = np.empty((most_items, rows_in, padded_w), dtype=x.dtype)
-        part = np.empty((most_items, most_rows, og, ow), dtype=x.dtype)
+        sizes = (most_items * rows_in * padded_w, most_items * most_rows * og * ow)
+        buffer = scratch(sum(sizes), x.dtype)
+        padded_rows = buffer[: sizes[0]].reshape(most_items, rows_in, padded_w)
+        part = buffer[sizes[0] :].reshape(most_items, most_rows, og, ow)
         for g, (items, rows) in share:
             ni, r = items.stop - items.start, rows.stop - rows.start
             first = rows.start * sh                                 # its first padded row

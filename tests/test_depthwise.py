@@ -7,7 +7,7 @@ import pytest
 from reference import conv2d_backward_loop, conv2d_loop
 
 import convcli.depthwise as depthwise
-from convcli import conv2d, conv2d_backward
+from convcli import conv2d, conv2d_backward, im2col
 from convcli.conv import check_shapes
 from convcli.geometry import chunks
 
@@ -61,8 +61,12 @@ def test_chunks_split_windows_and_items(monkeypatch, rng):
     assert {r.stop - r.start for _, r in plan} == {2, 3} and len(plan) == 3 * 4
 
 
-@pytest.mark.parametrize("x_shape, w_shape, options", [CASES[0], CASES[5], CASES[10]])
-def test_threads_give_the_same_answer(x_shape, w_shape, options, monkeypatch, rng):
+# the last is large enough that the threads' products and copies overlap in time
+@pytest.mark.parametrize("x_shape, w_shape, options, budget", [
+    (*CASES[0], 1), (*CASES[5], 1), (*CASES[10], 1),
+    ((2, 2, 120, 300), (2, 1, 5, 5), {"groups": 2, "padding": 2}, 2**15),
+])
+def test_threads_give_the_same_answer(x_shape, w_shape, options, budget, monkeypatch, rng):
     monkeypatch.setattr(depthwise, "threads", lambda: 2)
     monkeypatch.setattr(depthwise, "_THREADS_FROM", 0)
     used = []
@@ -70,9 +74,18 @@ def test_threads_give_the_same_answer(x_shape, w_shape, options, monkeypatch, rn
     monkeypatch.setattr(depthwise, "_pool", lambda workers: used.append(workers) or pool)
     x = rng.standard_normal(x_shape)
     w, b = rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
-    y = run(x, w, b, options, budget=1)
-    assert used == [2]
-    np.testing.assert_allclose(y, conv2d_loop(x, w, b, **options), rtol=1e-12, atol=1e-12)
+    if x.size < 1000:
+        want = conv2d_loop(x, w, b, **options)
+    else:                  # per channel, by im2col: y[:, g] = X_col · w[g] + b[g]
+        n, _, height, width = x.shape
+        want = np.stack([(im2col(x[:, g : g + 1], w.shape[2:], padding=options["padding"])
+                          @ w[g].ravel()).reshape(n, height, width) + b[g]
+                         for g in range(x.shape[1])], axis=1)
+    for _ in range(3):
+        used.clear()
+        y = run(x, w, b, options, budget=budget)
+        assert used == [2]
+        np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
 
 
 def test_conv2d_uses_it_where_it_suits(monkeypatch, rng):
