@@ -7,14 +7,17 @@
 
 For each shape (issue 6's a-f) and dtype it times the forward pass and the backward pass
 (dL/dx + dL/dw + dL/db), each the median of at least --repeat runs after a warm-up (three runs
-per turn for calls under 50 ms, after one untimed; turns for at least 2 s). Ours, torch's and SciPy's runs take turns
-within each repeat, so a ratio compares calls made under the same load (this machine is shared). GFLOP/s counts 2·N·O·OH·OW·(C/g)·KH·KW for the forward pass and twice
-that for the backward; "of GEMM" divides by a 2048² NumPy matmul's rate measured in this run.
+per turn for calls under 50 ms, after one untimed; turns for at least 2 s). Ours, torch's and
+SciPy's runs take turns within each repeat, so a ratio compares calls made under the same load
+(this machine is shared). GFLOP/s counts 2·N·O·OH·OW·(C/g)·KH·KW for the forward pass and
+twice that for the backward; "of GEMM" divides by a 2048² NumPy matmul's rate measured in this
+run.
 torch.nn.functional.conv2d runs with autograd and torch.set_num_threads(ours); its backward is
 torch.autograd.grad on a kept graph. scipy.ndimage.correlate is timed on the one-channel shapes
 (a, f) forward. Peak MiB is NumPy's largest extra allocation during our call (tracemalloc).
 Each shape and dtype runs in a fresh process, so that none inherits another's threads and heap.
-torch, scipy and threadpoolctl are optional; a missing one is skipped with a note.
+With --chunking, that process then times ours against a plain im2col (one chunk holding the
+whole X_col, and X_col also for one channel) in turns, and ours against one core in turns. torch, scipy and threadpoolctl are optional; a missing one is skipped with a note.
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ class Shape:
 
     def flops(self) -> float:
         """Multiply-adds ×2 of the forward pass: 2·N·O·OH·OW·C·KH·KW."""
-        oh, ow = resolve(self.x[2:], self.kernel, stride=self.stride, padding=self.padding).output_size
+        geometry = resolve(self.x[2:], self.kernel, stride=self.stride, padding=self.padding)
+        oh, ow = geometry.output_size
         return 2.0 * self.x[0] * self.out_channels * oh * ow * self.x[1] * self.kernel**2
 
 
@@ -207,25 +211,36 @@ def measure(shape, dtype, repeat, torch, ndimage, min_seconds=2.0):
 
 
 def whole_x_col(function, *args, **kwargs):
-    """function(*args, **kwargs) as a plain im2col: one chunk holding the whole X_col."""
+    """function(*args, **kwargs) as a plain im2col: one chunk holding the whole X_col, and X_col
+    also for one channel per group (no depthwise.py route)."""
     import convcli.conv as core
 
     def call():
-        saved, core._CHUNK_BYTES = core._CHUNK_BYTES, 2**40
+        saved = core._CHUNK_BYTES, core.depthwise.suits
+        core._CHUNK_BYTES, core.depthwise.suits = 2**40, lambda *_: False
         try:
             function(*args, **kwargs, memory_budget=2**40)
         finally:
-            core._CHUNK_BYTES = saved
+            core._CHUNK_BYTES, core.depthwise.suits = saved
 
     return call
 
 
 def one_core(threadpoolctl, function, *args, **kwargs):
-    """function(*args, **kwargs) with BLAS limited to one thread."""
+    """function(*args, **kwargs) on one thread: BLAS limited to one, and OPENBLAS_NUM_THREADS=1
+    for the one-channel route's pool."""
 
     def call():
-        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-            function(*args, **kwargs)
+        saved = os.environ.get("OPENBLAS_NUM_THREADS")
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        try:
+            with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+                function(*args, **kwargs)
+        finally:
+            if saved is None:
+                del os.environ["OPENBLAS_NUM_THREADS"]
+            else:
+                os.environ["OPENBLAS_NUM_THREADS"] = saved
 
     return call
 
@@ -248,8 +263,8 @@ def chunking_rows(repeat, plan):
             row = [f"{shape.name} {shape.what}", np.dtype(dtype).name, direction,
                    f"{ours_ms:.1f}", f"{whole_ms:.1f}", f"{ours_ms / whole_ms:.2f}", "–", "–"]
             if threadpoolctl is not None:
-                again, one = interleaved([ours, one_core(threadpoolctl, function, *args, **options)],
-                                         repeat, warmup=1)
+                one_thread = one_core(threadpoolctl, function, *args, **options)
+                again, one = interleaved([ours, one_thread], repeat, warmup=1)
                 row[6:] = [f"{one * 1e3:.1f}", f"{again / one:.2f}"]
             rows.append(tuple(row))
     return rows

@@ -64,7 +64,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
                             groups=groups)
     _check_budget(memory_budget)
     n, c, o, (oh, ow) = x.shape[0], x.shape[1], w.shape[0], geometry.output_size
-    if depthwise.suits(w.shape, groups, geometry):                 # one channel in and out per group
+    if depthwise.suits(w.shape, groups, geometry):     # one channel in and out per group
         return depthwise.conv2d_one_channel(x, w, b, geometry, groups, memory_budget)
     x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
@@ -119,6 +119,8 @@ def conv2d_backward(grad_output, x, w, *, stride=1, padding=0, dilation=1, group
 
 def _grad_weight(grad_output, x, w, geometry: Geometry, groups, memory_budget):
     """dL/dW = X_colᵀ · dL/dY, summed over chunks of output pixels -> (O, C/g, KH, KW)."""
+    if depthwise.suits(w.shape, groups, geometry):     # one channel in and out per group
+        return depthwise.grad_weight_one_channel(grad_output, x, geometry, groups, memory_budget)
     n, c, (oh, ow) = x.shape[0], x.shape[1], geometry.output_size
     x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
     task = partial(_grad_weight_chunk, x_padded=x_padded, grad_output=grad_output,

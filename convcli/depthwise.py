@@ -43,66 +43,120 @@ def suits(w_shape, groups, geometry: Geometry) -> bool:
     """Whether conv2d should use this module: one input and one output channel per group, a
     horizontal stride of 1 and output rows of at least 64 pixels. With more outputs per group
     X_col's product has work enough for BLAS (at 16 outputs, X_col was 3× faster); on shorter
-    rows each BLAS call is too small (depthwise 56×56 float32 was 2× slower here, 64×64 0.94×)."""
+    rows each BLAS call is too small (depthwise 56×56 float32 was 2× slower here, 64×64
+    0.94×)."""
     o, c_group = w_shape[:2]
-    return c_group == 1 and o == groups and geometry.stride[1] == 1 and geometry.output_size[1] >= 64
+    one_channel = c_group == 1 and o == groups
+    return one_channel and geometry.stride[1] == 1 and geometry.output_size[1] >= 64
 
 
 def conv2d_one_channel(x, w, b, geometry: Geometry, groups, memory_budget) -> np.ndarray:
     """y = x ⋆ w + b for w with one input channel per group; geometry.stride[1] must be 1.
 
     x (N, C, H, W) with C = groups, w (O, 1, KH, KW), b (O,) or None -> y (N, O, OH, OW).
-    The padding is built per chunk, in the scratch: per thread, one chunk's padded input rows
-    (n, rows_in, padded width) and its (n, rows, O/g, OW) partial sum, within memory_budget.
+    Scratch per thread: one chunk's padded input rows and its (n, rows, O/g, OW) partial sum,
+    within memory_budget.
     """
-    n, (o, _, kh, kw) = x.shape[0], w.shape
+    o, _, kh, kw = w.shape
     og = o // groups
-    (oh, ow), (sh, _), (dh, dw) = geometry.output_size, geometry.stride, geometry.dilation
+    y = np.empty((x.shape[0], o) + geometry.output_size, dtype=x.dtype)
+    # W[:, 0, :, j] per group: (G, Og, KH) for each kernel column j
+    w_columns = [np.ascontiguousarray(w[:, 0, :, j]).reshape(groups, og, kh) for j in range(kw)]
+    bias = None if b is None else b.reshape(groups, og, 1)
+
+    def forward(g, items, rows, strip, part):
+        out = y[items, g * og : (g + 1) * og, rows].transpose(0, 2, 1, 3)   # (n, rows, Og, OW)
+        part = part[: out.size].reshape(out.shape)
+        for j in range(kw):
+            # (Og, KH) · S_j (n, rows, KH, OW) -> (n, rows, Og, OW); a KH of 1 is a broadcast
+            product = np.multiply if kh == 1 else np.matmul
+            product(w_columns[j][g], strip(j), out=out if j == 0 else part)
+            if j:
+                out += part
+        if bias is not None:
+            out += bias[g]
+
+    _in_chunks(forward, x, geometry, groups, og, og, memory_budget, o * kh * kw)
+    return y
+
+
+def grad_weight_one_channel(grad_output, x, geometry: Geometry, groups, memory_budget):
+    """dL/dW for w with one input channel per group; geometry.stride[1] must be 1.
+
+    grad_output (N, O, OH, OW), x (N, C, H, W) with C = groups -> dL/dw (O, 1, KH, KW):
+
+        dL/dW[o, 0, :, j] = Σ_{n, r}  S_j[n, r] · dL/dy[n, o, r, :]      (KH, OW) · (OW) -> (KH)
+
+    the "xᵀ product" of the article, with X_col's rows read off the same strips as forward.
+    """
+    n, o = grad_output.shape[:2]
+    og = o // groups
+    (kh, kw) = geometry.kernel_size
+
+    def weights(g, items, rows, strip, part):
+        # dL/dy per row, as (n, rows, OW, Og)
+        grad_y = grad_output[items, g * og : (g + 1) * og, rows].transpose(0, 2, 3, 1)
+        out = np.empty((groups, og, kh, kw), dtype=grad_output.dtype)
+        out[...] = 0
+        for j in range(kw):
+            # S_j (n, rows, KH, OW) · (n, rows, OW, Og) -> (n, rows, KH, Og), summed over n, rows
+            out[g, :, :, j] = np.matmul(strip(j), grad_y).sum(axis=(0, 1)).T
+        return out
+
+    parts = _in_chunks(weights, x, geometry, groups, og, 0, memory_budget, n * o * kh * kw)
+    return sum(parts[1:], parts[0]).reshape(o, 1, kh, kw)
+
+
+def _in_chunks(task, x, geometry: Geometry, groups, og, part_og, memory_budget, work):
+    """Run task(g, items, rows, strip, part) over chunks of every group's output, where strip(j)
+    is S_j for the chunk, (n, rows, KH, OW), and part is flat scratch for (n, rows, part_og, OW).
+
+    Each worker builds a chunk's padded rows in its own scratch. work: multiply-adds per output
+    pixel, to decide on threads. Returns the sum of each worker's task results (a list, one per
+    worker), or [] when the tasks return None.
+    """
+    n = x.shape[0]
+    (oh, ow), (kh, _) = geometry.output_size, geometry.kernel_size
+    (sh, _), (dh, dw) = geometry.stride, geometry.dilation
     top, left = geometry.pad[0], geometry.pad[2]
     padded_w = geometry.padded_size[1]                 # = OW + (KW - 1)·dw, at stride 1
     workers = threads()
     row_bytes = (sh * padded_w + og * ow) * x.itemsize   # per output row of one item
     plan = chunks(n, oh, row_bytes, min(_CHUNK_BYTES, memory_budget // workers))
     tasks = [(g, chunk) for g in range(groups) for chunk in plan]
-    if len(tasks) < 2 * workers or n * o * oh * ow * kh * kw < _THREADS_FROM:
+    if len(tasks) < 2 * workers or n * oh * ow * work < _THREADS_FROM:
         workers = 1
     most_items = max(items.stop - items.start for items, _ in plan)
     most_rows = max(rows.stop - rows.start for _, rows in plan)
-    y = np.empty((n, o, oh, ow), dtype=x.dtype)
-    # W[:, 0, :, j] per group: (G, Og, KH) for each kernel column j
-    w_columns = [np.ascontiguousarray(w[:, 0, :, j]).reshape(groups, og, kh) for j in range(kw)]
-    bias = None if b is None else b.reshape(groups, og, 1)
 
-    def work(share):
+    def work_on(share):
         rows_in = (most_rows - 1) * sh + (kh - 1) * dh + 1
-        sizes = (most_items * rows_in * padded_w, most_items * most_rows * og * ow)
+        sizes = (most_items * rows_in * padded_w, most_items * most_rows * part_og * ow)
         buffer = scratch(sum(sizes), x.dtype)
         padded_rows = buffer[: sizes[0]].reshape(most_items, rows_in, padded_w)
-        part = buffer[sizes[0] :].reshape(most_items, most_rows, og, ow)
+        part = buffer[sizes[0] :]
+        total = None
         for g, (items, rows) in share:
             ni, r = items.stop - items.start, rows.stop - rows.start
-            first = rows.start * sh                                 # its first padded row
             padded = padded_rows[:ni, : (r - 1) * sh + (kh - 1) * dh + 1]
-            _pad_rows(x[items, g], padded, first - top, left)
-            out = y[items, g * og : (g + 1) * og, rows].transpose(0, 2, 1, 3)  # (n, rows, Og, OW)
+            _pad_rows(x[items, g], padded, rows.start * sh - top, left)
             s_item, s_row, s_col = padded.strides
-            for j in range(kw):
-                # S_j: (n, rows, KH, OW), a view of the padded rows
-                strip = as_strided(padded[:, :, j * dw :], (ni, r, kh, ow),
-                                   (s_item, sh * s_row, dh * s_row, s_col), writeable=False)
-                # (Og, KH) · (n, rows, KH, OW) -> (n, rows, Og, OW); a KH of 1 is a broadcast
-                product = np.multiply if kh == 1 else np.matmul
-                product(w_columns[j][g], strip, out=out if j == 0 else part[:ni, :r])
-                if j:
-                    out += part[:ni, :r]
-            if bias is not None:
-                out += bias[g]
+
+            def strip(j, padded=padded, ni=ni, r=r):
+                """S_j: (n, rows, KH, OW), a view of the chunk's padded rows."""
+                return as_strided(padded[:, :, j * dw :], (ni, r, kh, ow),
+                                  (s_item, sh * s_row, dh * s_row, s_col), writeable=False)
+
+            result = task(g, items, rows, strip, part)
+            if result is not None:
+                total = result if total is None else total + result
+        return total
 
     if workers == 1:
-        work(tasks)
+        results = [work_on(tasks)]
     else:
-        list(_pool(workers).map(work, [tasks[k::workers] for k in range(workers)]))
-    return y
+        results = list(_pool(workers).map(work_on, [tasks[k::workers] for k in range(workers)]))
+    return [result for result in results if result is not None]
 
 
 def _pad_rows(plane, padded, row0, left):

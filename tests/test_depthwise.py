@@ -28,12 +28,21 @@ CASES = [
 ]
 
 
+def geometry_of(x, w, options):
+    return check_shapes(x, w, None, stride=options.get("stride", 1),
+                        padding=options.get("padding", 0), dilation=options.get("dilation", 1),
+                        groups=options.get("groups", 1))
+
+
 def run(x, w, b, options, budget):
     groups = options.get("groups", 1)
-    geometry = check_shapes(x, w, b, stride=options.get("stride", 1),
-                            padding=options.get("padding", 0),
-                            dilation=options.get("dilation", 1), groups=groups)
-    return depthwise.conv2d_one_channel(x, w, b, geometry, groups, budget)
+    return depthwise.conv2d_one_channel(x, w, b, geometry_of(x, w, options), groups, budget)
+
+
+def run_grad_weight(grad_output, x, w, options, budget):
+    groups = options.get("groups", 1)
+    return depthwise.grad_weight_one_channel(grad_output, x, geometry_of(x, w, options), groups,
+                                             budget)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, options", CASES)
@@ -47,6 +56,20 @@ def test_matches_the_loop(x_shape, w_shape, options, budget, dtype, rng):
     assert y.dtype == dtype
     tol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(y, conv2d_loop(x, w, b, **options), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, options", CASES)
+@pytest.mark.parametrize("budget", [1, 700, 2**40], ids=["one row", "a few rows", "whole"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_grad_weight_matches_the_loop(x_shape, w_shape, options, budget, dtype, rng):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    grad_output = rng.standard_normal(conv2d_loop(x, w, **options).shape).astype(dtype)
+    grad_w = run_grad_weight(grad_output, x, w, options, budget)
+    assert grad_w.dtype == dtype and grad_w.shape == w.shape
+    _, want, _ = conv2d_backward_loop(grad_output.astype(np.float64), x, w, **options)
+    tol = 1e-11 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(grad_w, want, rtol=tol, atol=tol)
 
 
 def test_chunks_split_windows_and_items(monkeypatch, rng):
@@ -86,6 +109,18 @@ def test_threads_give_the_same_answer(x_shape, w_shape, options, budget, monkeyp
         y = run(x, w, b, options, budget=budget)
         assert used == [2]
         np.testing.assert_allclose(y, want, rtol=1e-12, atol=1e-12)
+    # dL/dW on two threads: each sums its chunks, then the two sums are added
+    grad_output = rng.standard_normal(want.shape)
+    used.clear()
+    grad_w = run_grad_weight(grad_output, x, w, options, budget)
+    assert used == [2]
+    if x.size < 1000:
+        _, want_w, _ = conv2d_backward_loop(grad_output, x, w, **options)
+    else:                  # by im2col: dL/dW[g] = X_colᵀ · dL/dy[:, g]
+        want_w = np.stack([(im2col(x[:, g : g + 1], w.shape[2:], padding=options["padding"]).T
+                            @ grad_output[:, g].ravel()).reshape(w.shape[1:])
+                           for g in range(x.shape[1])])
+    np.testing.assert_allclose(grad_w, want_w, rtol=1e-11, atol=1e-11)
 
 
 def test_conv2d_uses_it_where_it_suits(monkeypatch, rng):
@@ -118,7 +153,8 @@ def test_backward_of_a_grey_image(rng):
 
 @pytest.mark.parametrize("env, expected", [({"OPENBLAS_NUM_THREADS": "3"}, 3),
                                            ({"OMP_NUM_THREADS": "4,2"}, 4),
-                                           ({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "8"}, 1)])
+                                           ({"OPENBLAS_NUM_THREADS": "1",
+                                             "OMP_NUM_THREADS": "8"}, 1)])
 def test_threads_follow_the_blas_settings(env, expected, monkeypatch):
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
