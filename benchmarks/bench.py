@@ -17,7 +17,8 @@ torch.autograd.grad on a kept graph. scipy.ndimage.correlate is timed on the one
 (a, f) forward. Peak MiB is NumPy's largest extra allocation during our call (tracemalloc).
 Each shape and dtype runs in a fresh process, so that none inherits another's threads and heap.
 With --chunking, that process then times ours against a plain im2col (one chunk holding the
-whole X_col, and X_col also for one channel) in turns, and ours against one core in turns. torch, scipy and threadpoolctl are optional; a missing one is skipped with a note.
+whole X_col, and X_col also for one channel) in turns, and ours against one core in turns.
+torch, scipy and threadpoolctl are optional; a missing one is skipped with a note.
 """
 
 from __future__ import annotations
