@@ -129,10 +129,15 @@ def gemm_rate(dtype, repeat) -> float:
 
 def peak_extra_mib(function) -> float:
     """The largest amount of memory NumPy allocated during function(), beyond what was live,
-    counting the scratch buffer that convcli keeps between calls (dropped first)."""
+    counting the scratch buffers that convcli keeps between calls (dropped first: this thread's,
+    and the one-channel pool's, whose threads end)."""
+    import convcli.depthwise
     import convcli.scratch
 
     convcli.scratch._kept.buffer = None
+    for pool in convcli.depthwise._pools.values():
+        pool.shutdown()
+    convcli.depthwise._pools.clear()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]

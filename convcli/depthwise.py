@@ -1,5 +1,6 @@
-"""The forward pass with one input and one output channel per group, grey images (C = O = 1)
-and depthwise layers (groups = C = O), read straight off the padded image instead of X_col.
+"""The forward pass and dL/dW with one input and one output channel per group, grey images
+(C = O = 1) and depthwise layers (groups = C = O), read straight off the padded image instead of
+X_col.
 
 With one input channel, X_col has only KH·KW columns and Y = X_col · W is a matrix-vector
 product: copying X_col (KH·KW times the image) costs several times the product. The same sum,
@@ -23,8 +24,9 @@ as many as OPENBLAS_NUM_THREADS / OMP_NUM_THREADS say.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
+from functools import partial
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -54,8 +56,7 @@ def conv2d_one_channel(x, w, b, geometry: Geometry, groups, memory_budget) -> np
     """y = x ⋆ w + b for w with one input channel per group; geometry.stride[1] must be 1.
 
     x (N, C, H, W) with C = groups, w (O, 1, KH, KW), b (O,) or None -> y (N, O, OH, OW).
-    Scratch per thread: one chunk's padded input rows and its (n, rows, O/g, OW) partial sum,
-    within memory_budget.
+    Scratch per thread: one chunk's padded input rows and its (n, rows, O/g, OW) partial sum.
     """
     o, _, kh, kw = w.shape
     og = o // groups
@@ -63,13 +64,13 @@ def conv2d_one_channel(x, w, b, geometry: Geometry, groups, memory_budget) -> np
     # W[:, 0, :, j] per group: (G, Og, KH) for each kernel column j
     w_columns = [np.ascontiguousarray(w[:, 0, :, j]).reshape(groups, og, kh) for j in range(kw)]
     bias = None if b is None else b.reshape(groups, og, 1)
+    product = np.multiply if kh == 1 else np.matmul     # a KH of 1 is a broadcast product
 
     def forward(g, items, rows, strip, part):
         out = y[items, g * og : (g + 1) * og, rows].transpose(0, 2, 1, 3)   # (n, rows, Og, OW)
         part = part[: out.size].reshape(out.shape)
         for j in range(kw):
-            # (Og, KH) · S_j (n, rows, KH, OW) -> (n, rows, Og, OW); a KH of 1 is a broadcast
-            product = np.multiply if kh == 1 else np.matmul
+            # (Og, KH) · S_j (n, rows, KH, OW) -> (n, rows, Og, OW)
             product(w_columns[j][g], strip(j), out=out if j == 0 else part)
             if j:
                 out += part
@@ -89,31 +90,31 @@ def grad_weight_one_channel(grad_output, x, geometry: Geometry, groups, memory_b
 
     the "xᵀ product" of the article, with X_col's rows read off the same strips as forward.
     """
-    n, o = grad_output.shape[:2]
+    o = grad_output.shape[1]
     og = o // groups
-    (kh, kw) = geometry.kernel_size
+    kh, kw = geometry.kernel_size
 
     def weights(g, items, rows, strip, part):
         # dL/dy per row, as (n, rows, OW, Og)
         grad_y = grad_output[items, g * og : (g + 1) * og, rows].transpose(0, 2, 3, 1)
-        out = np.empty((groups, og, kh, kw), dtype=grad_output.dtype)
-        out[...] = 0
-        for j in range(kw):
-            # S_j (n, rows, KH, OW) · (n, rows, OW, Og) -> (n, rows, KH, Og), summed over n, rows
-            out[g, :, :, j] = np.matmul(strip(j), grad_y).sum(axis=(0, 1)).T
-        return out
+        # S_j (n, rows, KH, OW) · (n, rows, OW, Og) -> (n, rows, KH, Og), summed over n and rows
+        return g, np.stack([np.matmul(strip(j), grad_y).sum(axis=(0, 1)).T for j in range(kw)],
+                           axis=-1)                                   # (Og, KH, KW)
 
-    parts = _in_chunks(weights, x, geometry, groups, og, 0, memory_budget, n * o * kh * kw)
-    return sum(parts[1:], parts[0]).reshape(o, 1, kh, kw)
+    grad_w = np.zeros((groups, og, kh, kw), dtype=grad_output.dtype)
+    for g, part in _in_chunks(weights, x, geometry, groups, og, 0, memory_budget, o * kh * kw):
+        grad_w[g] += part
+    return grad_w.reshape(o, 1, kh, kw)
 
 
 def _in_chunks(task, x, geometry: Geometry, groups, og, part_og, memory_budget, work):
-    """Run task(g, items, rows, strip, part) over chunks of every group's output, where strip(j)
-    is S_j for the chunk, (n, rows, KH, OW), and part is flat scratch for (n, rows, part_og, OW).
+    """Run task(g, items, rows, strip, part) over chunks of every group's output and return what
+    the calls return, as a list. strip(j) is S_j for the chunk, (n, rows, KH, OW); part is flat
+    scratch for (n, rows, part_og, OW).
 
-    Each worker builds a chunk's padded rows in its own scratch. work: multiply-adds per output
-    pixel, to decide on threads. Returns the sum of each worker's task results (a list, one per
-    worker), or [] when the tasks return None.
+    Each worker builds a chunk's padded rows in its own scratch, within memory_budget (at least
+    one output row and the kernel's extra rows). work: multiply-adds per output pixel, to decide
+    on threads.
     """
     n = x.shape[0]
     (oh, ow), (kh, _) = geometry.output_size, geometry.kernel_size
@@ -121,8 +122,10 @@ def _in_chunks(task, x, geometry: Geometry, groups, og, part_og, memory_budget, 
     top, left = geometry.pad[0], geometry.pad[2]
     padded_w = geometry.padded_size[1]                 # = OW + (KW - 1)·dw, at stride 1
     workers = threads()
-    row_bytes = (sh * padded_w + og * ow) * x.itemsize   # per output row of one item
-    plan = chunks(n, oh, row_bytes, min(_CHUNK_BYTES, memory_budget // workers))
+    row_bytes = (sh * padded_w + part_og * ow) * x.itemsize   # per output row of one item
+    # the rows below a chunk's last output row that its windows reach, per item
+    halo_bytes = max(0, (kh - 1) * dh + 1 - sh) * padded_w * x.itemsize
+    plan = _plan(n, oh, row_bytes, halo_bytes, min(_CHUNK_BYTES, memory_budget // workers))
     tasks = [(g, chunk) for g in range(groups) for chunk in plan]
     if len(tasks) < 2 * workers or n * oh * ow * work < _THREADS_FROM:
         workers = 1
@@ -135,28 +138,35 @@ def _in_chunks(task, x, geometry: Geometry, groups, og, part_og, memory_budget, 
         buffer = scratch(sum(sizes), x.dtype)
         padded_rows = buffer[: sizes[0]].reshape(most_items, rows_in, padded_w)
         part = buffer[sizes[0] :]
-        total = None
+        results = []
         for g, (items, rows) in share:
             ni, r = items.stop - items.start, rows.stop - rows.start
             padded = padded_rows[:ni, : (r - 1) * sh + (kh - 1) * dh + 1]
             _pad_rows(x[items, g], padded, rows.start * sh - top, left)
-            s_item, s_row, s_col = padded.strides
-
-            def strip(j, padded=padded, ni=ni, r=r):
-                """S_j: (n, rows, KH, OW), a view of the chunk's padded rows."""
-                return as_strided(padded[:, :, j * dw :], (ni, r, kh, ow),
-                                  (s_item, sh * s_row, dh * s_row, s_col), writeable=False)
-
-            result = task(g, items, rows, strip, part)
-            if result is not None:
-                total = result if total is None else total + result
-        return total
+            strip = partial(_strip, padded, r, kh, ow, sh, dh, dw)
+            results.append(task(g, items, rows, strip, part))
+        return results
 
     if workers == 1:
-        results = [work_on(tasks)]
-    else:
-        results = list(_pool(workers).map(work_on, [tasks[k::workers] for k in range(workers)]))
-    return [result for result in results if result is not None]
+        return work_on(tasks)
+    shares = _pool(workers).map(work_on, [tasks[k::workers] for k in range(workers)])
+    return [result for share in shares for result in share]
+
+
+def _plan(n, output_rows, row_bytes, halo_bytes, budget):
+    """geometry.chunks, with halo_bytes more per item in a chunk: whole items while one fits the
+    budget, else runs of rows of one item (at least one)."""
+    if output_rows * row_bytes + halo_bytes <= budget:
+        return chunks(n, output_rows, row_bytes + -(-halo_bytes // output_rows), budget)
+    return chunks(n, output_rows, row_bytes, max(1, budget - halo_bytes))
+
+
+def _strip(padded, rows, kh, ow, sh, dh, dw, j):
+    """S_j for a chunk: (n, rows, KH, OW), a view of its padded rows (n, rows_in, padded width):
+    element [n, r, i, c] is padded[n, r·sh + i·dh, j·dw + c]."""
+    s_item, s_row, s_col = padded.strides
+    return as_strided(padded[:, :, j * dw :], (padded.shape[0], rows, kh, ow),
+                      (s_item, sh * s_row, dh * s_row, s_col), writeable=False)
 
 
 def _pad_rows(plane, padded, row0, left):
@@ -186,6 +196,24 @@ def threads() -> int:
     return os.cpu_count() or 1
 
 
-@cache
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
 def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convcli")
+    """The thread pool of this size, made once per process."""
+    with _pools_lock:
+        if workers not in _pools:
+            _pools[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convcli")
+        return _pools[workers]
+
+
+def _forget_pools_after_fork():
+    """A forked child has the parent's pools but none of their threads: start afresh."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_after_fork)

@@ -1,13 +1,17 @@
-"""The one-channel forward pass (depthwise.py) against the loop-by-definition reference, over
-padding forms, dilation, vertical stride, groups, chunk boundaries and threads. Nothing here
-times anything."""
+"""The one-channel route (depthwise.py), forward and dL/dW, against the loop-by-definition
+reference over padding forms, dilation, vertical stride, groups, chunk boundaries, threads and
+memory budgets. Nothing here times anything."""
+
+import multiprocessing
+import os
+import tracemalloc
 
 import numpy as np
 import pytest
 from reference import conv2d_backward_loop, conv2d_loop
 
-import convcli.depthwise as depthwise
-from convcli import conv2d, conv2d_backward, im2col
+from convcli import conv2d, conv2d_backward, depthwise, im2col
+from convcli import scratch as scratch_memory
 from convcli.conv import check_shapes
 from convcli.geometry import chunks
 
@@ -73,15 +77,46 @@ def test_grad_weight_matches_the_loop(x_shape, w_shape, options, budget, dtype, 
 
 
 def test_chunks_split_windows_and_items(monkeypatch, rng):
-    """A budget of three rows cuts every item into row chunks whose windows overlap."""
+    """A budget of three rows (each 72 padded inputs and 70 outputs) and the kernel's two extra
+    input rows cuts every item into row chunks whose windows overlap."""
     made = []
     monkeypatch.setattr(depthwise, "threads", lambda: 1)
     monkeypatch.setattr(depthwise, "chunks", lambda *a: made.append(chunks(*a)) or made[-1])
     x, w = rng.standard_normal((3, 1, 10, 70)), rng.standard_normal((1, 1, 3, 3))
-    y = run(x, w, None, {"padding": 1}, budget=3 * (70 + 72) * 8)
+    y = run(x, w, None, {"padding": 1}, budget=3 * (72 + 70) * 8 + 2 * 72 * 8)
     np.testing.assert_allclose(y, conv2d_loop(x, w, padding=1), rtol=1e-12, atol=1e-12)
     (plan,) = made
     assert {r.stop - r.start for _, r in plan} == {2, 3} and len(plan) == 3 * 4
+
+
+@pytest.mark.parametrize("x_shape, w_shape, options", [
+    ((1, 1, 512, 512), (1, 1, 3, 3), {"padding": 1}),
+    ((1, 1, 300, 200), (1, 1, 3, 3), {"padding": "same", "dilation": (60, 1)}),   # tall windows
+    ((4, 2, 60, 70), (2, 1, 5, 5), {"padding": 2, "groups": 2}),                  # whole items
+])
+@pytest.mark.parametrize("budget", [2**14, 2**16, 2**18])
+def test_scratch_stays_within_budget(x_shape, w_shape, options, budget, monkeypatch, rng):
+    """Scratch (the padded rows and partial sums) within the budget, the kernel's extra rows
+    counted: peak allocations of a forward and a dL/dW are the output and the budget."""
+    monkeypatch.setattr(depthwise, "threads", lambda: 1)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    grad_output = rng.standard_normal(x_shape[:1] + w_shape[:1]
+                                      + geometry_of(x, w, options).output_size)
+    geometry = geometry_of(x, w, options)
+    # at least one output row: its window's input rows and its outputs
+    one_row = (((w_shape[2] - 1) * geometry.dilation[0] + 1) * geometry.padded_size[1]
+               + geometry.output_size[1]) * x.itemsize
+    slack = 32 * 2**10 + 512 * geometry.output_size[0]     # and the chunk plan's Python objects
+    for call, output_bytes in ((lambda: run(x, w, None, options, budget), grad_output.nbytes),
+                               (lambda: run_grad_weight(grad_output, x, w, options, budget), 0)):
+        scratch_memory._kept.buffer = None                 # a kept buffer would not be counted
+        tracemalloc.start()
+        try:
+            call()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak <= output_bytes + max(budget, one_row) + slack
 
 
 # the last is large enough that the threads' products and copies overlap in time
@@ -121,6 +156,29 @@ def test_threads_give_the_same_answer(x_shape, w_shape, options, budget, monkeyp
                             @ grad_output[:, g].ravel()).reshape(w.shape[1:])
                            for g in range(x.shape[1])])
     np.testing.assert_allclose(grad_w, want_w, rtol=1e-11, atol=1e-11)
+
+
+def _conv_in_child(queue, x, w):
+    queue.put(float(np.abs(conv2d(x, w, padding=2, memory_budget=2**16)).sum()))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_pool(monkeypatch, rng):
+    """The parent's pool threads are not copied by fork: the child must not wait for them."""
+    monkeypatch.setattr(depthwise, "threads", lambda: 2)
+    monkeypatch.setattr(depthwise, "_THREADS_FROM", 0)
+    x, w = rng.standard_normal((1, 1, 300, 300)), rng.standard_normal((1, 1, 5, 5))
+    want = float(np.abs(conv2d(x, w, padding=2, memory_budget=2**16)).sum())  # makes the pool
+    assert depthwise._pools
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_conv_in_child, args=(queue, x, w))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung on the parent's pool")
+    assert child.exitcode == 0 and queue.get(timeout=5) == pytest.approx(want, rel=1e-12)
 
 
 def test_conv2d_uses_it_where_it_suits(monkeypatch, rng):
