@@ -199,14 +199,40 @@ def test_conv2d_uses_it_where_it_suits(monkeypatch, rng):
         np.testing.assert_allclose(y, conv2d_loop(x, w, **options), rtol=1e-12, atol=1e-12)
 
 
-def test_backward_of_a_grey_image(rng):
-    """At stride 1, dL/dx is a full correlation with the flipped kernel: this path again."""
-    x, w = rng.standard_normal((1, 1, 6, 66)), rng.standard_normal((1, 1, 3, 5))
-    grad_output = rng.standard_normal((1, 1, 6, 66))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_backward_of_a_grey_image(dtype, monkeypatch, rng):
+    """At stride 1, dL/dx is a full correlation with the flipped kernel: this route again, as is
+    dL/dW."""
+    used = []
+    for name in ("conv2d_one_channel", "grad_weight_one_channel"):
+        real = getattr(depthwise, name)
+        monkeypatch.setattr(depthwise, name,
+                            lambda *a, real=real, name=name: used.append(name) or real(*a))
+    x, w = rng.standard_normal((2, 1, 6, 66)).astype(dtype), rng.standard_normal((1, 1, 3, 5))
+    w = w.astype(dtype)
+    grad_output = rng.standard_normal((2, 1, 6, 66)).astype(dtype)
     got = conv2d_backward(grad_output, x, w, padding=(1, 2))
-    want = conv2d_backward_loop(grad_output, x, w, padding=(1, 2))
+    assert sorted(used) == ["conv2d_one_channel", "grad_weight_one_channel"]
+    want = conv2d_backward_loop(grad_output.astype(np.float64), x, w, padding=(1, 2))
+    tol = 1e-11 if dtype == np.float64 else 1e-4
     for g, e in zip(got, want):
-        np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11)
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, e, rtol=tol, atol=tol)
+
+
+def test_integer_and_strided_inputs(rng):
+    """Integers compute in float64; a transposed (non-contiguous) x is read as it is."""
+    x_int = rng.integers(-5, 6, size=(1, 1, 7, 70))
+    w = rng.standard_normal((1, 1, 3, 3))
+    y = conv2d(x_int, w, padding=1)
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y, conv2d_loop(x_int.astype(float), w, padding=1), rtol=1e-12,
+                               atol=1e-12)
+    x_t = rng.standard_normal((1, 1, 70, 9)).transpose(0, 1, 3, 2)      # (1, 1, 9, 70), a view
+    assert not x_t.flags.c_contiguous
+    np.testing.assert_allclose(conv2d(x_t, w, padding=1),
+                               conv2d_loop(np.ascontiguousarray(x_t), w, padding=1),
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("env, expected", [({"OPENBLAS_NUM_THREADS": "3"}, 3),
