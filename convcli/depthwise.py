@@ -123,8 +123,9 @@ def _in_chunks(task, x, geometry: Geometry, groups, og, part_og, memory_budget, 
     padded_w = geometry.padded_size[1]                 # = OW + (KW - 1)·dw, at stride 1
     workers = threads()
     row_bytes = (sh * padded_w + part_og * ow) * x.itemsize   # per output row of one item
-    # the rows below a chunk's last output row that its windows reach, per item
-    halo_bytes = max(0, (kh - 1) * dh + 1 - sh) * padded_w * x.itemsize
+    # r output rows read r·sh + halo padded rows (the halo: rows below the last one's first)
+    halo = (kh - 1) * dh + 1 - sh
+    halo_bytes = max(0, halo) * padded_w * x.itemsize
     plan = _plan(n, oh, row_bytes, halo_bytes, min(_CHUNK_BYTES, memory_budget // workers))
     tasks = [(g, chunk) for g in range(groups) for chunk in plan]
     if len(tasks) < 2 * workers or n * oh * ow * work < _THREADS_FROM:
@@ -133,7 +134,7 @@ def _in_chunks(task, x, geometry: Geometry, groups, og, part_og, memory_budget, 
     most_rows = max(rows.stop - rows.start for _, rows in plan)
 
     def work_on(share):
-        rows_in = (most_rows - 1) * sh + (kh - 1) * dh + 1
+        rows_in = most_rows * sh + halo
         sizes = (most_items * rows_in * padded_w, most_items * most_rows * part_og * ow)
         buffer = scratch(sum(sizes), x.dtype)
         padded_rows = buffer[: sizes[0]].reshape(most_items, rows_in, padded_w)
@@ -141,7 +142,7 @@ def _in_chunks(task, x, geometry: Geometry, groups, og, part_og, memory_budget, 
         results = []
         for g, (items, rows) in share:
             ni, r = items.stop - items.start, rows.stop - rows.start
-            padded = padded_rows[:ni, : (r - 1) * sh + (kh - 1) * dh + 1]
+            padded = padded_rows[:ni, : r * sh + halo]
             _pad_rows(x[items, g], padded, rows.start * sh - top, left)
             strip = partial(_strip, padded, r, kh, ow, sh, dh, dw)
             results.append(task(g, items, rows, strip, part))
