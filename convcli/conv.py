@@ -9,14 +9,15 @@
 
 Layout and meaning are those of ``torch.nn.functional.conv2d``: x (N, C, H, W),
 w (O, C/groups, KH, KW), b (O,), y (N, O, OH, OW). The forward pass is a cross-correlation:
-the kernel is *not* flipped. M = N·OH·OW below is the number of output pixels.
+the kernel is *not* flipped. M = N·OH·OW below is the number of output pixels. The two halves
+of the backward pass also have PyTorch's names and argument order (``torch.nn.grad``):
+``conv2d_input`` and ``conv2d_weight``.
 
-Speed and memory: X_col has KH·KW times as many numbers as x, so it is never built whole. The
-output is cut into chunks of batch items and output rows (``geometry.chunks``) whose piece of
-X_col fits ``memory_budget`` bytes (default 256 MiB); each chunk copies its piece (as X_colᵀ,
-(C·KH·KW, rows·OW), see im2col.py), multiplies, and moves on. BLAS runs each product on every
-core. (Measured on 2 cores and not kept: running these chunks on a thread pool, which
-oversubscribes the cores BLAS already uses, and copying with two threads.)
+Speed and memory: X_col is never built whole. The output is cut into chunks of batch items and
+output rows whose piece of X_col fits ``memory_budget`` bytes (chunking.py); each chunk copies
+its piece (as X_colᵀ, (C·KH·KW, rows·OW), see columns.py), multiplies, and moves on. BLAS runs
+each product on every core. (Measured on 2 cores and not kept: running these chunks on a thread
+pool, which oversubscribes the cores BLAS already uses, and copying with two threads.)
 
 With one input and one output channel per group (grey images, depthwise layers), X_col's product
 is a matrix-vector product, cheap next to the copy: conv2d then takes depthwise.py's route,
@@ -26,26 +27,26 @@ which reads the windows straight off the padded rows.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from . import depthwise
-from .geometry import Geometry, chunks, resolve
-from .im2col import col2im_t_add, columns_t, pad_input
-from .scratch import scratch
+from .chunking import DEFAULT_MEMORY_BUDGET, Chunk, run
+from .columns import (col2im_t_add, columns_t, pad_input, per_group_weights, rows_t,
+                      split_groups, store_rows_t)
+from .errors import InputError
+from .geometry import Geometry
+from .validate import as_float, check_budget, check_conv, check_grad_output, check_x_shape
 
-DEFAULT_MEMORY_BUDGET = 256 * 2**20
-"""Bytes of scratch (pieces of X_col, or padded rows on the one-channel route) that conv2d and
-conv2d_backward may use at once."""
-
-# Largest piece of X_col per chunk, whatever the budget. Measured on the benchmark shapes c-e:
-# 4 MiB was up to 1.2× slower than 8-32 MiB on e; 8-32 MiB were within noise of each other, and
-# fewer, larger products lose less when the other core is busy.
-_CHUNK_BYTES = 16 * 2**20
+Array = NDArray[Any]
+Route = Literal["auto", "col2im", "flipped"]
 
 
-def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
-           memory_budget=DEFAULT_MEMORY_BUDGET) -> np.ndarray:
+def conv2d(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
+           dilation: Any = 1, groups: int = 1, memory_budget: int = DEFAULT_MEMORY_BUDGET
+           ) -> Array:
     """2-D convolution as deep learning means it: y = x ⋆ w + b, a cross-correlation (no flip).
 
     x (N, C, H, W), w (O, C/groups, KH, KW), b (O,) or None -> y (N, O, OH, OW).
@@ -62,33 +63,36 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1,
              [-4., -4.]]]])
     """
     x, w, b = as_float(x, w, b)
-    geometry = check_shapes(x, w, b, stride=stride, padding=padding, dilation=dilation,
-                            groups=groups)
-    _check_budget(memory_budget)
-    n, c, o, (oh, ow) = x.shape[0], x.shape[1], w.shape[0], geometry.output_size
+    assert x is not None and w is not None
+    geometry = check_conv(x, w, b, stride=stride, padding=padding, dilation=dilation,
+                          groups=groups)
+    budget = check_budget(memory_budget)
     if depthwise.suits(w.shape, groups, geometry):     # one channel in and out per group
-        return depthwise.conv2d_one_channel(x, w, b, geometry, groups, memory_budget)
+        return depthwise.conv2d_one_channel(x, w, b, geometry, groups, budget)
+    n, c, o, (oh, ow) = x.shape[0], x.shape[1], w.shape[0], geometry.output_size
     x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
     task = partial(_forward_chunk, x_padded=x_padded, w=w, b=b, y=y, geometry=geometry,
                    groups=groups)
-    _run(task, n, oh, (c * w[0, 0].size + o) * ow, memory_budget, x.dtype)
+    run(task, n, oh, (c * w[0, 0].size + o) * ow, budget, x.dtype)
     return y
 
 
-def _forward_chunk(chunk, scratch, *, x_padded, w, b, y, geometry, groups):
+def _forward_chunk(chunk: Chunk, scratch: Array, *, x_padded: Array, w: Array, b: Array | None,
+                   y: Array, geometry: Geometry, groups: int) -> None:
     """Y = X_col · W for one chunk, computed as Yᵀ = Wᵀ · X_colᵀ: one product per group."""
     cols_t = columns_t(x_padded, geometry, chunk, scratch)         # (C·KH·KW, Mc), Mc = n·rows·OW
-    y_t = _rows_t(y, chunk, groups, scratch[cols_t.size :], copy=False)   # (G, Og, Mc)
+    y_t = rows_t(y, chunk, groups, scratch[cols_t.size :], copy=False)   # (G, Og, Mc)
     # per group: (G, Og, Kg) · (G, Kg, Mc) -> (G, Og, Mc)
-    _matmul(_per_group_weights(w, groups), _split_groups(cols_t, groups), out=y_t)
+    _matmul(per_group_weights(w, groups), split_groups(cols_t, groups), out=y_t)
     if b is not None:
         y_t += b.reshape(groups, -1, 1)
-    _store_rows_t(y_t, y, chunk)
+    store_rows_t(y_t, y, chunk)
 
 
-def conv2d_backward(grad_output, x, w, *, stride=1, padding=0, dilation=1, groups=1,
-                    grad_input_route="auto", memory_budget=DEFAULT_MEMORY_BUDGET):
+def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, padding: Any = 0,
+                    dilation: Any = 1, groups: int = 1, grad_input_route: Route = "auto",
+                    memory_budget: int = DEFAULT_MEMORY_BUDGET) -> tuple[Array, Array, Array]:
     """The three gradients of y = conv2d(x, w, b) for a given dL/dy.
 
     grad_output (N, O, OH, OW), x (N, C, H, W), w (O, C/groups, KH, KW)
@@ -100,67 +104,104 @@ def conv2d_backward(grad_output, x, w, *, stride=1, padding=0, dilation=1, group
     memory_budget: bytes of scratch, as in conv2d.
     """
     grad_output, x, w = as_float(grad_output, x, w)
-    geometry = check_shapes(x, w, None, stride=stride, padding=padding, dilation=dilation,
-                            groups=groups)
-    _check_grad_output(grad_output, x, w, geometry)
-    _check_budget(memory_budget)
+    assert grad_output is not None and x is not None and w is not None
+    geometry = check_conv(x, w, None, stride=stride, padding=padding, dilation=dilation,
+                          groups=groups)
+    check_grad_output(grad_output, x.shape, w.shape, geometry)
+    budget = check_budget(memory_budget)
     if grad_input_route == "auto":
         grad_input_route = "flipped" if geometry.stride == (1, 1) else "col2im"
     if grad_input_route not in ("col2im", "flipped"):
-        raise ValueError(
+        raise InputError(
             f"grad_input_route must be 'auto', 'col2im' or 'flipped', got {grad_input_route!r}"
         )
     grad_output = np.ascontiguousarray(grad_output)
-
-    grad_weight = _grad_weight(grad_output, x, w, geometry, groups, memory_budget)
+    grad_weight = _grad_weight(grad_output, x, w.shape, geometry, groups, budget)
     grad_bias = grad_output.sum(axis=(0, 2, 3))
     grad_input = (_grad_input_col2im if grad_input_route == "col2im" else _grad_input_flipped)(
-        grad_output, x.shape, w, geometry, groups, memory_budget)
+        grad_output, x.shape, w, geometry, groups, budget)
     return grad_input, grad_weight, grad_bias
 
 
-def _grad_weight(grad_output, x, w, geometry: Geometry, groups, memory_budget):
+def conv2d_weight(input: Any, weight_size: Any, grad_output: Any, *, stride: Any = 1,
+                  padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Array:
+    """dL/dw alone, the xᵀ product X_colᵀ · dL/dY, with ``torch.nn.grad.conv2d_weight``'s
+    arguments: input x (N, C, H, W), weight_size (O, C/groups, KH, KW), grad_output
+    (N, O, OH, OW) -> dL/dw (O, C/groups, KH, KW)."""
+    grad_output, x = as_float(grad_output, input)
+    assert grad_output is not None and x is not None
+    w_shape = check_x_shape(weight_size, "weight_size", "(O, C/groups, KH, KW)")
+    w_like = np.broadcast_to(np.zeros((), x.dtype), w_shape)      # shapes only, no memory
+    geometry = check_conv(x, w_like, None, stride=stride, padding=padding, dilation=dilation,
+                          groups=groups)
+    check_grad_output(grad_output, x.shape, w_shape, geometry)
+    return _grad_weight(np.ascontiguousarray(grad_output), x, w_shape, geometry, groups,
+                        check_budget(memory_budget))
+
+
+def conv2d_input(input_size: Any, weight: Any, grad_output: Any, *, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Array:
+    """dL/dx alone, with ``torch.nn.grad.conv2d_input``'s arguments: input_size (N, C, H, W),
+    weight (O, C/groups, KH, KW), grad_output (N, O, OH, OW) -> dL/dx (N, C, H, W), by the
+    faster route for the stride (conv2d_backward's "auto")."""
+    grad_output, w, shape, geometry = _prepare_grad_input(grad_output, input_size, weight,
+                                                          stride, padding, dilation, groups)
+    route = _grad_input_flipped if geometry.stride == (1, 1) else _grad_input_col2im
+    return route(grad_output, shape, w, geometry, groups, check_budget(memory_budget))
+
+
+def _grad_weight(grad_output: Array, x: Array, w_shape: tuple[int, ...], geometry: Geometry,
+                 groups: int, memory_budget: int) -> Array:
     """dL/dW = X_colᵀ · dL/dY, summed over chunks of output pixels -> (O, C/g, KH, KW)."""
-    if depthwise.suits(w.shape, groups, geometry):     # one channel in and out per group
+    if depthwise.suits(w_shape, groups, geometry):     # one channel in and out per group
         return depthwise.grad_weight_one_channel(grad_output, x, geometry, groups, memory_budget)
     n, c, (oh, ow) = x.shape[0], x.shape[1], geometry.output_size
     x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
     task = partial(_grad_weight_chunk, x_padded=x_padded, grad_output=grad_output,
                    geometry=geometry, groups=groups)
-    row_size = (c * w[0, 0].size + w.shape[0]) * ow
-    return _run(task, n, oh, row_size, memory_budget, x.dtype).reshape(w.shape)
+    taps = w_shape[1] * w_shape[2] * w_shape[3]
+    row_size = (c * taps + w_shape[0]) * ow
+    grad_weight: Array = run(task, n, oh, row_size, memory_budget, x.dtype)
+    return grad_weight.reshape(w_shape)
 
 
-def _grad_weight_chunk(chunk, scratch, *, x_padded, grad_output, geometry, groups):
+def _grad_weight_chunk(chunk: Chunk, scratch: Array, *, x_padded: Array, grad_output: Array,
+                       geometry: Geometry, groups: int) -> Array:
     """One chunk's part of dL/dW = X_colᵀ · dL/dY, as its transpose dL/dYᵀ · X_col."""
     cols_t = columns_t(x_padded, geometry, chunk, scratch)         # (C·KH·KW, Mc)
-    grad_y = _rows_t(grad_output, chunk, groups, scratch[cols_t.size :])    # (G, Og, Mc)
+    grad_y = rows_t(grad_output, chunk, groups, scratch[cols_t.size :])    # (G, Og, Mc)
     # per group: (G, Og, Mc) · (G, Mc, Kg) -> (G, Og, Kg)
-    return _matmul(grad_y, _split_groups(cols_t, groups).swapaxes(-1, -2))
+    return _matmul(grad_y, split_groups(cols_t, groups).swapaxes(-1, -2))
 
 
-def grad_input_col2im(grad_output, x_shape, w, *, stride=1, padding=0, dilation=1, groups=1,
-                      memory_budget=DEFAULT_MEMORY_BUDGET):
+def grad_input_col2im(grad_output: Any, x_shape: Any, w: Any, *, stride: Any = 1,
+                      padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                      memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Array:
     """dL/dx by route 1: col2im(dL/dY · W). grad_output (N, O, OH, OW) -> (N, C, H, W)."""
-    grad_output, w, geometry = _prepare_grad_input(grad_output, x_shape, w, stride, padding,
-                                                   dilation, groups, memory_budget)
-    return _grad_input_col2im(grad_output, tuple(x_shape), w, geometry, groups, memory_budget)
+    grad_output, w, shape, geometry = _prepare_grad_input(grad_output, x_shape, w, stride,
+                                                          padding, dilation, groups)
+    return _grad_input_col2im(grad_output, shape, w, geometry, groups,
+                              check_budget(memory_budget))
 
 
-def grad_input_flipped(grad_output, x_shape, w, *, stride=1, padding=0, dilation=1, groups=1,
-                       memory_budget=DEFAULT_MEMORY_BUDGET):
+def grad_input_flipped(grad_output: Any, x_shape: Any, w: Any, *, stride: Any = 1,
+                       padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                       memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Array:
     """dL/dx by route 2: dL/dy ⋆ flip_kernel(w), a full correlation, cropped to x's shape.
 
     grad_output (N, O, OH, OW) -> (N, C, H, W). At stride > 1, dL/dy is first dilated by the
     stride (stride - 1 zeros between its pixels): the flipped-kernel rule alone holds only at
     stride 1.
     """
-    grad_output, w, geometry = _prepare_grad_input(grad_output, x_shape, w, stride, padding,
-                                                   dilation, groups, memory_budget)
-    return _grad_input_flipped(grad_output, tuple(x_shape), w, geometry, groups, memory_budget)
+    grad_output, w, shape, geometry = _prepare_grad_input(grad_output, x_shape, w, stride,
+                                                          padding, dilation, groups)
+    return _grad_input_flipped(grad_output, shape, w, geometry, groups,
+                               check_budget(memory_budget))
 
 
-def flip_kernel(w, groups=1) -> np.ndarray:
+def flip_kernel(w: Any, groups: int = 1) -> Array:
     """The kernel of the backward convolution: (O, C/g, KH, KW) -> (C, O/g, KH, KW).
 
     Both spatial axes reversed ([[a, b], [c, d]] -> [[d, c], [b, a]]) and, within each group,
@@ -173,7 +214,7 @@ def flip_kernel(w, groups=1) -> np.ndarray:
     return np.ascontiguousarray(swapped.reshape(groups * cg, o // groups, kh, kw)[..., ::-1, ::-1])
 
 
-def dilate(grad_output, stride) -> np.ndarray:
+def dilate(grad_output: Array, stride: tuple[int, int]) -> Array:
     """Insert stride - 1 zeros between pixels: (N, O, OH, OW) -> (N, O, (OH-1)·sh+1, (OW-1)·sw+1)."""
     sh, sw = stride
     if (sh, sw) == (1, 1):
@@ -184,7 +225,8 @@ def dilate(grad_output, stride) -> np.ndarray:
     return dilated
 
 
-def _grad_input_col2im(grad_output, x_shape, w, geometry: Geometry, groups, memory_budget):
+def _grad_input_col2im(grad_output: Array, x_shape: tuple[int, int, int, int], w: Array,
+                       geometry: Geometry, groups: int, memory_budget: int) -> Array:
     """dL/dX = col2im(dL/dX_col), dL/dX_col = dL/dY · W, built and scattered chunk by chunk."""
     n, c, height, width = x_shape
     top, _, left, _ = geometry.pad
@@ -192,23 +234,25 @@ def _grad_input_col2im(grad_output, x_shape, w, geometry: Geometry, groups, memo
     task = partial(_grad_input_col2im_chunk, grad_output=grad_output, w=w, geometry=geometry,
                    groups=groups, grad_padded=grad_padded)
     (oh, ow), o = geometry.output_size, w.shape[0]
-    _run(task, n, oh, (c * w[0, 0].size + o) * ow, memory_budget, grad_output.dtype)
+    run(task, n, oh, (c * w[0, 0].size + o) * ow, memory_budget, grad_output.dtype)
     return grad_padded[:, :, top : top + height, left : left + width].copy()
 
 
-def _grad_input_col2im_chunk(chunk, scratch, *, grad_output, w, geometry, groups, grad_padded):
+def _grad_input_col2im_chunk(chunk: Chunk, scratch: Array, *, grad_output: Array, w: Array,
+                             geometry: Geometry, groups: int, grad_padded: Array) -> None:
     items, rows = chunk
     k_group = w[0].size                                             # Kg = C/g·KH·KW
     m = (items.stop - items.start) * (rows.stop - rows.start) * geometry.output_size[1]
     grad_cols_t = scratch[: groups * k_group * m].reshape(groups, k_group, m)
-    grad_y = _rows_t(grad_output, chunk, groups, scratch[grad_cols_t.size :])  # (G, Og, Mc)
+    grad_y = rows_t(grad_output, chunk, groups, scratch[grad_cols_t.size :])  # (G, Og, Mc)
     # dL/dX_col = dL/dY · W, transposed, per group: (G, Kg, Og) · (G, Og, Mc) -> (G, Kg, Mc)
-    _matmul(_per_group_weights(w, groups).swapaxes(-1, -2), grad_y, out=grad_cols_t)
+    _matmul(per_group_weights(w, groups).swapaxes(-1, -2), grad_y, out=grad_cols_t)
     # chunks run in turn: neighbouring row chunks add onto the input rows they share
     col2im_t_add(grad_cols_t.reshape(groups * k_group, m), grad_padded, geometry, chunk)
 
 
-def _grad_input_flipped(grad_output, x_shape, w, geometry: Geometry, groups, memory_budget):
+def _grad_input_flipped(grad_output: Array, x_shape: tuple[int, int, int, int], w: Array,
+                        geometry: Geometry, groups: int, memory_budget: int) -> Array:
     height, width = x_shape[2:]
     top, _, left, _ = geometry.pad
     gy = dilate(grad_output, geometry.stride)
@@ -234,136 +278,22 @@ def _grad_input_flipped(grad_output, x_shape, w, geometry: Geometry, groups, mem
     return grad_input
 
 
-def _prepare_grad_input(grad_output, x_shape, w, stride, padding, dilation, groups,
-                        memory_budget):
+def _prepare_grad_input(grad_output: Any, x_shape: Any, w: Any, stride: Any, padding: Any,
+                        dilation: Any, groups: int
+                        ) -> tuple[Array, Array, tuple[int, int, int, int], Geometry]:
     grad_output, w = as_float(grad_output, w)
-    _check_budget(memory_budget)
-    x_shape = tuple(x_shape)
-    if len(x_shape) != 4:
-        raise ValueError(f"x_shape must be (N, C, H, W), got {x_shape}")
-    geometry = check_shapes(np.empty(x_shape, dtype=w.dtype), w, None, stride=stride,
-                            padding=padding, dilation=dilation, groups=groups)
-    _check_grad_output(grad_output, x_shape, w, geometry)
-    return np.ascontiguousarray(grad_output), w, geometry
+    assert grad_output is not None and w is not None
+    shape = check_x_shape(x_shape)
+    x_like = np.broadcast_to(np.zeros((), w.dtype), shape)         # shapes only, no memory
+    geometry = check_conv(x_like, w, None, stride=stride, padding=padding, dilation=dilation,
+                          groups=groups)
+    check_grad_output(grad_output, shape, w.shape, geometry)
+    return np.ascontiguousarray(grad_output), w, shape, geometry
 
 
-def _rows_t(array, chunk, groups, spare, copy=True):
-    """A chunk of a (N, O, OH, OW) array as (G, O/G, n·rows·OW), the layout of Yᵀ: a view of
-    array for a chunk of one item; else a copy in spare (or, copy=False, room for one)."""
-    items, rows = chunk
-    part = array[items, :, rows]                                    # (n, O, rows, OW)
-    n, o, r, ow = part.shape
-    if n == 1:
-        view = part.view()
-        view.shape = (groups, o // groups, r * ow)                  # raises rather than copy
-        return view
-    rows_t = spare[: part.size].reshape(o, n, r, ow)
-    if copy:
-        np.copyto(rows_t, part.transpose(1, 0, 2, 3))
-    return rows_t.reshape(groups, o // groups, n * r * ow)
-
-
-def _store_rows_t(rows_t, array, chunk):
-    """Put (G, O/G, n·rows·OW) back as the chunk (n, O, rows, OW) of array, unless it is a view."""
-    items, rows = chunk
-    part = array[items, :, rows]
-    n, o, r, ow = part.shape
-    if n > 1:
-        part[...] = rows_t.reshape(o, n, r, ow).transpose(1, 0, 2, 3)
-
-
-def _split_groups(cols_t, groups):
-    """(G·k, Mc) -> (G, k, Mc): each group's rows of X_colᵀ."""
-    width, m = cols_t.shape
-    return cols_t.reshape(groups, width // groups, m)
-
-
-def _per_group_weights(w, groups):
-    """(O, C/g, KH, KW) -> (G, O/g, C/g·KH·KW): each group's weight matrix Wᵀ."""
-    return w.reshape(groups, w.shape[0] // groups, -1)
-
-
-def _matmul(a, b, out=None):
+def _matmul(a: Array, b: Array, out: Array | None = None) -> Array:
     """a @ b for stacks of matrices; an inner dimension of 1 is an outer product, done by
     broadcasting (OpenBLAS was measured ~12× slower on such GEMMs)."""
     if a.shape[-1] == 1:
         return np.multiply(a, b, out=out)
     return np.matmul(a, b, out=out)
-
-
-def _run(task, batch, output_rows, row_size, memory_budget, dtype):
-    """Run task(chunk, scratch) over chunks of the (batch, output_rows) output, in turn.
-
-    row_size: scratch elements one output row of one item needs. One scratch buffer, reused by
-    every chunk, holds at most min(memory_budget, _CHUNK_BYTES) bytes (or one row, if more).
-    Returns the sum of what the tasks return (None if nothing).
-    """
-    itemsize = np.dtype(dtype).itemsize
-    plan = chunks(batch, output_rows, row_size * itemsize, min(_CHUNK_BYTES, memory_budget))
-    buffer = scratch(row_size * max((i.stop - i.start) * (r.stop - r.start) for i, r in plan),
-                     dtype)
-    parts = [task(chunk, buffer) for chunk in plan]
-    parts = [part for part in parts if part is not None]
-    return sum(parts[1:], parts[0]) if parts else None
-
-
-def _check_budget(memory_budget):
-    if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, np.integer)):
-        raise TypeError(f"memory_budget must be an int number of bytes, got {memory_budget!r}")
-    if memory_budget < 1:
-        raise ValueError(f"memory_budget must be >= 1 byte, got {memory_budget!r}")
-
-
-def as_float(*arrays):
-    """Arrays (None passes through) in one float dtype: float32 when every float input is at
-    most 32-bit (float16 computes in float32) and no input is an integer or bool, float64
-    otherwise. Mixed float32 and float64 inputs compute in float64, as NumPy promotes them
-    (torch.nn.functional.conv2d refuses them)."""
-    converted = [None if a is None else np.asarray(a) for a in arrays]
-    dtypes = []
-    for a in converted:
-        if a is None:
-            continue
-        if a.dtype.kind == "f":
-            dtypes.append(np.float32 if a.dtype.itemsize <= 4 else np.float64)
-        elif a.dtype.kind in "biu":
-            dtypes.append(np.float64)
-        else:
-            raise TypeError(f"arrays must be real numbers, got dtype {a.dtype}")
-    dtype = np.result_type(*dtypes) if dtypes else np.float64
-    return [None if a is None else a.astype(dtype, copy=False) for a in converted]
-
-
-def check_shapes(x, w, b, *, stride, padding, dilation, groups) -> Geometry:
-    """Check x, w, b and the options against each other; return the resolved geometry."""
-    for name, array in (("x", x), ("w", w)):
-        if array.ndim != 4:
-            layout = "(N, C, H, W)" if name == "x" else "(O, C/groups, KH, KW)"
-            raise ValueError(f"{name} must be 4-D {layout}, got shape {array.shape}")
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"groups must be a positive int, got {groups!r}")
-    channels, out_channels = x.shape[1], w.shape[0]
-    if channels % groups:
-        raise ValueError(f"groups={groups} does not divide {channels} input channels")
-    if out_channels % groups:
-        raise ValueError(f"groups={groups} does not divide {out_channels} output channels")
-    if w.shape[1] * groups != channels:
-        raise ValueError(
-            f"w has {w.shape[1]} input channels per group but x has {channels} channels "
-            f"(groups={groups}); w must be (O, C/groups, KH, KW)"
-        )
-    if b is not None and b.shape != (out_channels,):
-        raise ValueError(f"b must have shape (O,) = ({out_channels},), got {b.shape}")
-    if min(x.shape) == 0 or min(w.shape) == 0:
-        raise ValueError(f"x {x.shape} and w {w.shape} must not have an empty axis")
-    return resolve(x.shape[2:], w.shape[2:], stride=stride, padding=padding, dilation=dilation)
-
-
-def _check_grad_output(grad_output, x, w, geometry: Geometry):
-    x_shape = x if isinstance(x, tuple) else x.shape
-    expected = (x_shape[0], w.shape[0]) + geometry.output_size
-    if grad_output.shape != expected:
-        raise ValueError(
-            f"grad_output must have y's shape (N, O, OH, OW) = {expected}, "
-            f"got {grad_output.shape}"
-        )

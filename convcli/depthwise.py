@@ -23,25 +23,24 @@ as many as OPENBLAS_NUM_THREADS / OMP_NUM_THREADS say.
 
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import NDArray
 
-from .geometry import Geometry, chunks
-from .scratch import scratch
+from . import chunking
+from .chunking import ONE_CHANNEL_CHUNK_BYTES, THREADS_FROM, chunks_with_halo, scratch
+from .geometry import Geometry
 
-# Bytes of padded input rows and partial sum per chunk (measured from 256 KiB to 4 MiB on the
-# benchmark shapes a and f: 2 and 4 MiB were the fastest, 256 KiB 1.4× slower).
-_CHUNK_BYTES = 2 * 2**20
-# Multiply-adds below which a second thread costs more than it saves (measured: shape a).
-_THREADS_FROM = 2**24
+Array = NDArray[Any]
+Strip = Callable[[int], Array]
+Task = Callable[[int, slice, slice, Strip, Array], Any]
 
 
-def suits(w_shape, groups, geometry: Geometry) -> bool:
+def suits(w_shape: tuple[int, ...], groups: int, geometry: Geometry) -> bool:
     """Whether conv2d should use this module: one input and one output channel per group, a
     horizontal stride of 1 and output rows of at least 64 pixels. With more outputs per group
     X_col's product has work enough for BLAS (at 16 outputs, X_col was 3× faster); on shorter
@@ -52,7 +51,8 @@ def suits(w_shape, groups, geometry: Geometry) -> bool:
     return one_channel and geometry.stride[1] == 1 and geometry.output_size[1] >= 64
 
 
-def conv2d_one_channel(x, w, b, geometry: Geometry, groups, memory_budget) -> np.ndarray:
+def conv2d_one_channel(x: Array, w: Array, b: Array | None, geometry: Geometry, groups: int,
+                       memory_budget: int) -> Array:
     """y = x ⋆ w + b for w with one input channel per group; geometry.stride[1] must be 1.
 
     x (N, C, H, W) with C = groups, w (O, 1, KH, KW), b (O,) or None -> y (N, O, OH, OW).
@@ -66,7 +66,7 @@ def conv2d_one_channel(x, w, b, geometry: Geometry, groups, memory_budget) -> np
     bias = None if b is None else b.reshape(groups, og, 1)
     product = np.multiply if kh == 1 else np.matmul     # a KH of 1 is a broadcast product
 
-    def forward(g, items, rows, strip, part):
+    def forward(g: int, items: slice, rows: slice, strip: Strip, part: Array) -> None:
         out = y[items, g * og : (g + 1) * og, rows].transpose(0, 2, 1, 3)   # (n, rows, Og, OW)
         part = part[: out.size].reshape(out.shape)
         for j in range(kw):
@@ -81,7 +81,8 @@ def conv2d_one_channel(x, w, b, geometry: Geometry, groups, memory_budget) -> np
     return y
 
 
-def grad_weight_one_channel(grad_output, x, geometry: Geometry, groups, memory_budget):
+def grad_weight_one_channel(grad_output: Array, x: Array, geometry: Geometry, groups: int,
+                            memory_budget: int) -> Array:
     """dL/dW for w with one input channel per group; geometry.stride[1] must be 1.
 
     grad_output (N, O, OH, OW), x (N, C, H, W) with C = groups -> dL/dw (O, 1, KH, KW):
@@ -94,7 +95,8 @@ def grad_weight_one_channel(grad_output, x, geometry: Geometry, groups, memory_b
     og = o // groups
     kh, kw = geometry.kernel_size
 
-    def weights(g, items, rows, strip, part):
+    def weights(g: int, items: slice, rows: slice, strip: Strip,
+                part: Array) -> tuple[int, Array]:
         # dL/dy per row, as (n, rows, OW, Og)
         grad_y = grad_output[items, g * og : (g + 1) * og, rows].transpose(0, 2, 3, 1)
         # S_j (n, rows, KH, OW) · (n, rows, OW, Og) -> (n, rows, KH, Og), summed over n and rows
@@ -107,7 +109,8 @@ def grad_weight_one_channel(grad_output, x, geometry: Geometry, groups, memory_b
     return grad_w.reshape(o, 1, kh, kw)
 
 
-def _in_chunks(task, x, geometry: Geometry, groups, og, part_og, memory_budget, work):
+def _in_chunks(task: Task, x: Array, geometry: Geometry, groups: int, og: int, part_og: int,
+               memory_budget: int, work: int) -> list[Any]:
     """Run task(g, items, rows, strip, part) over chunks of every group's output and return what
     the calls return, as a list. strip(j) is S_j for the chunk, (n, rows, KH, OW); part is flat
     scratch for (n, rows, part_og, OW).
@@ -121,19 +124,20 @@ def _in_chunks(task, x, geometry: Geometry, groups, og, part_og, memory_budget, 
     (sh, _), (dh, dw) = geometry.stride, geometry.dilation
     top, left = geometry.pad[0], geometry.pad[2]
     padded_w = geometry.padded_size[1]                 # = OW + (KW - 1)·dw, at stride 1
-    workers = threads()
+    workers = chunking.threads()
     row_bytes = (sh * padded_w + part_og * ow) * x.itemsize   # per output row of one item
     # r output rows read r·sh + halo padded rows (the halo: rows below the last one's first)
     halo = (kh - 1) * dh + 1 - sh
     halo_bytes = max(0, halo) * padded_w * x.itemsize
-    plan = _plan(n, oh, row_bytes, halo_bytes, min(_CHUNK_BYTES, memory_budget // workers))
+    plan = chunks_with_halo(n, oh, row_bytes, halo_bytes,
+                            min(ONE_CHANNEL_CHUNK_BYTES, memory_budget // workers))
     tasks = [(g, chunk) for g in range(groups) for chunk in plan]
-    if len(tasks) < 2 * workers or n * oh * ow * work < _THREADS_FROM:
+    if len(tasks) < 2 * workers or n * oh * ow * work < THREADS_FROM:
         workers = 1
     most_items = max(items.stop - items.start for items, _ in plan)
     most_rows = max(rows.stop - rows.start for _, rows in plan)
 
-    def work_on(share):
+    def work_on(share: list[tuple[int, tuple[slice, slice]]]) -> list[Any]:
         rows_in = most_rows * sh + halo
         sizes = (most_items * rows_in * padded_w, most_items * most_rows * part_og * ow)
         buffer = scratch(sum(sizes), x.dtype)
@@ -150,27 +154,21 @@ def _in_chunks(task, x, geometry: Geometry, groups, og, part_og, memory_budget, 
 
     if workers == 1:
         return work_on(tasks)
-    shares = _pool(workers).map(work_on, [tasks[k::workers] for k in range(workers)])
+    shares = chunking.pool(workers).map(work_on, [tasks[k::workers] for k in range(workers)])
     return [result for share in shares for result in share]
 
 
-def _plan(n, output_rows, row_bytes, halo_bytes, budget):
-    """geometry.chunks, with halo_bytes more per item in a chunk: whole items while one fits the
-    budget, else runs of rows of one item (at least one)."""
-    if output_rows * row_bytes + halo_bytes <= budget:
-        return chunks(n, output_rows, row_bytes + -(-halo_bytes // output_rows), budget)
-    return chunks(n, output_rows, row_bytes, max(1, budget - halo_bytes))
-
-
-def _strip(padded, rows, kh, ow, sh, dh, dw, j):
+def _strip(padded: Array, rows: int, kh: int, ow: int, sh: int, dh: int, dw: int,
+           j: int) -> Array:
     """S_j for a chunk: (n, rows, KH, OW), a view of its padded rows (n, rows_in, padded width):
     element [n, r, i, c] is padded[n, r·sh + i·dh, j·dw + c]."""
-    s_item, s_row, s_col = padded.strides
-    return as_strided(padded[:, :, j * dw :], (padded.shape[0], rows, kh, ow),
-                      (s_item, sh * s_row, dh * s_row, s_col), writeable=False)
+    span = (kh - 1) * dh + 1
+    # (n, rows_in - span + 1, OW, span) -> (n, rows, OW, KH) -> (n, rows, KH, OW)
+    spans = sliding_window_view(padded[:, :, j * dw : j * dw + ow], span, axis=1)
+    return spans[:, : (rows - 1) * sh + 1 : sh, :, ::dh].transpose(0, 1, 3, 2)
 
 
-def _pad_rows(plane, padded, row0, left):
+def _pad_rows(plane: Array, padded: Array, row0: int, left: int) -> None:
     """Copy plane (n, H, W) into padded (n, rows, width) as rows row0.. of the zero-padded plane
     (row0 < 0 inside the top padding), after `left` zero columns; zeros elsewhere."""
     lo, hi = max(0, row0), min(plane.shape[1], row0 + padded.shape[1])  # plane rows in the chunk
@@ -183,38 +181,3 @@ def _pad_rows(plane, padded, row0, left):
     body[:, :, :left] = 0
     body[:, :, left + plane.shape[2] :] = 0
     body[:, :, left : left + plane.shape[2]] = plane[:, lo:hi]
-
-
-def threads() -> int:
-    """Threads for chunks: OPENBLAS_NUM_THREADS or OMP_NUM_THREADS when set, else the CPUs this
-    process may run on."""
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(name, "").split(",")[0].strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """The thread pool of this size, made once per process."""
-    with _pools_lock:
-        if workers not in _pools:
-            _pools[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convcli")
-        return _pools[workers]
-
-
-def _forget_pools_after_fork():
-    """A forked child has the parent's pools but none of their threads: start afresh."""
-    global _pools_lock
-    _pools.clear()
-    _pools_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pools_after_fork)

@@ -1,4 +1,5 @@
-"""Named preset kernels, and how a kernel of any rank becomes a conv2d weight for an image.
+"""Kernels: named presets, kernel files and inline matrices read (and written back), and how a
+kernel of any rank becomes a conv2d weight for an image.
 
 Kernels are written as cross-correlation weights (the way conv2d applies them, no flip):
 ``sobel-x`` responds positively where the image gets brighter to the right.
@@ -7,8 +8,16 @@ Kernels are written as cross-correlation weights (the way conv2d applies them, n
 from __future__ import annotations
 
 import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+
+from .errors import InputError
+from .files import check_readable, load_npy, read_text
 
 _GAUSS3 = np.outer([1, 2, 1], [1, 2, 1]) / 16
 _GAUSS5 = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256
@@ -42,17 +51,18 @@ PRESETS: dict[str, tuple[str, np.ndarray]] = {
 }
 
 
-def preset(name: str) -> np.ndarray:
-    """The preset's (KH, KW) float64 matrix; KeyError naming the closest presets if unknown."""
+def preset(name: str) -> NDArray[np.float64]:
+    """The preset's (KH, KW) float64 matrix; InputError naming the closest presets if unknown."""
     key = name.lower()
     if key not in PRESETS:
         close = difflib.get_close_matches(key, PRESETS, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else "see `convcli kernels`"
-        raise KeyError(f"unknown kernel preset {name!r}: {hint}")
+        raise InputError(f"unknown kernel preset {name!r}: {hint}")
     return PRESETS[key][1].astype(np.float64)
 
 
-def as_weight(kernel: np.ndarray, channels: int, groups: int | None = None):
+def as_weight(kernel: NDArray[Any], channels: int,
+              groups: int | None = None) -> tuple[NDArray[Any], int]:
     """A kernel of any supported rank -> (w (O, C/groups, KH, KW), groups) for a C-channel image.
 
     (KH, KW): applied to each channel separately, as image tools do (depthwise, groups = C).
@@ -64,19 +74,108 @@ def as_weight(kernel: np.ndarray, channels: int, groups: int | None = None):
         kernel = kernel[None]
     if kernel.ndim == 3:
         if groups not in (None, channels):
-            raise ValueError(
+            raise InputError(
                 f"--groups {groups} needs a 4-D (O, C/groups, KH, KW) kernel; a "
                 f"{kernel.ndim}-D kernel is applied to each of the {channels} channels (groups = C)"
             )
         w = np.tile(kernel[:, None], (channels, 1, 1, 1))     # (C·O, 1, KH, KW)
         return w, channels
     if kernel.ndim != 4:
-        raise ValueError(f"a kernel must be 2-D, 3-D or 4-D, got shape {kernel.shape}")
+        raise InputError(f"a kernel must be 2-D, 3-D or 4-D, got shape {kernel.shape}")
     if groups is None:
         if kernel.shape[1] == 0 or channels % kernel.shape[1]:
-            raise ValueError(
+            raise InputError(
                 f"kernel has {kernel.shape[1]} input channels but the image has {channels}: "
                 "use a kernel of shape (O, C, KH, KW), or --gray for a one-channel image"
             )
         groups = channels // kernel.shape[1]
     return kernel, groups
+
+
+def load_kernel(spec: str) -> tuple[NDArray[np.float64], str]:
+    """A kernel file (.npy or text), an inline matrix "1 0 -1; 2 0 -2; 1 0 -1", or a preset
+    name -> (kernel (KH, KW), (O, KH, KW) or (O, C, KH, KW) float64, a description)."""
+    path = Path(spec)
+    if path.is_file() or path.suffix.lower() == ".npy":
+        check_readable(path, "kernel")
+        if path.suffix.lower() == ".npy":
+            kernel = load_npy(path, "kernel")
+            if kernel.ndim not in (2, 3, 4) or kernel.size == 0:
+                raise InputError(f"{path} has shape {kernel.shape}; a kernel array must be "
+                                 "(KH, KW), (O, KH, KW) or (O, C, KH, KW)")
+            return kernel.astype(np.float64), f"{path}"
+        return parse_kernel_text(read_text(path), str(path)), f"{path}"
+    looks_like_file = os.sep in spec or re.search(r"\.[A-Za-z]\w*$", spec)
+    if re.fullmatch(r"[\s\d.,;eE+\-]+", spec) or (
+            not looks_like_file and re.search(r"[;,]|\S\s+\S", spec.strip())):
+        # a matrix written inline: numbers, or words with row or number separators between
+        return parse_kernel_text(spec.replace(";", "\n"), "the inline kernel"), "inline"
+    if looks_like_file:
+        raise InputError(f"no such kernel file: {spec} (or give a preset name; see "
+                         "`convcli kernels`)")
+    return preset(spec), f"preset {spec.lower()}"
+
+
+def parse_kernel_text(text: str, name: str) -> NDArray[np.float64]:
+    """Rows of numbers (spaces or commas), `#` comments; a blank line starts another output
+    channel -> (KH, KW) or (O, KH, KW)."""
+    blocks: list[list[tuple[int, list[float]]]] = []
+    rows: list[tuple[int, list[float]]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        content = line.split("#", 1)[0].strip()
+        if not content:
+            if rows:
+                blocks.append(rows)
+                rows = []
+            continue
+        try:
+            row = [float(token) for token in re.split(r"[\s,]+", content.strip(", ")) if token]
+        except ValueError:
+            bad = next(t for t in re.split(r"[\s,]+", content) if t and not _is_number(t))
+            raise InputError(f"{name}, line {number}: {bad!r} is not a number; a kernel row is "
+                             "numbers separated by spaces or commas") from None
+        if rows and len(row) != len(rows[0][1]):
+            raise InputError(f"{name}, line {number}: {len(row)} numbers but the rows above have "
+                             f"{len(rows[0][1])}; every row of a kernel has the same length")
+        rows.append((number, row))
+    if rows:
+        blocks.append(rows)
+    if not blocks:
+        raise InputError(f"{name} has no numbers: write the kernel as rows of numbers, "
+                         "e.g. `1 0 -1` on each line")
+    first = blocks[0]
+    for block in blocks[1:]:
+        if (len(block), len(block[0][1])) != (len(first), len(first[0][1])):
+            raise InputError(
+                f"{name}, line {block[0][0]}: this block is {len(block)}×{len(block[0][1])} but "
+                f"the first is {len(first)}×{len(first[0][1])}; every output channel's kernel "
+                "has the same size"
+            )
+    array = np.array([[row for _, row in block] for block in blocks])
+    return array[0] if len(blocks) == 1 else array
+
+
+def format_kernel_text(weight: NDArray[Any], comments: list[str]) -> str:
+    """A kernel (O, 1, KH, KW) as the text format parse_kernel_text reads: `#` comment lines,
+    then rows of numbers, a blank line between output channels; repr writes each number
+    exactly, so it reads back bit for bit.
+
+    >>> print(format_kernel_text(np.array([[[[0.5, -1.0]]]]), ["a half"]), end="")
+    # a half
+     0.5  -1.0
+    """
+    numbers = [[[repr(float(v)) for v in row] for row in channel] for channel in weight[:, 0]]
+    width = max(len(n) for channel in numbers for row in channel for n in row)
+    lines = [f"# {comment}" for comment in comments]
+    for index, channel in enumerate(numbers):
+        lines += [""] if index else []
+        lines += ["  ".join(n.rjust(width) for n in row) for row in channel]
+    return "\n".join(lines) + "\n"
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True

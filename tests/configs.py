@@ -1,6 +1,8 @@
 """Convolution configurations the core tests run on: together they cover every case the core
 issue names. Each is (name, x shape (N, C, H, W), w shape (O, C/groups, KH, KW), options)."""
 
+import numpy as np
+
 CONFIGS = [
     ("article 2x2 pad top-left", (1, 1, 4, 4), (1, 1, 2, 2), dict(padding=(1, 0, 1, 0))),
     ("odd 3x3 pad 1", (2, 3, 6, 7), (4, 3, 3, 3), dict(padding=1)),
@@ -26,3 +28,13 @@ CONFIGS = [
     ("O = 1 many channels", (1, 5, 6, 6), (1, 5, 3, 3), dict(padding=1)),
     ("C = 1 many outputs", (2, 1, 6, 6), (5, 1, 2, 2), dict()),
 ]
+
+
+def make(config, rng, dtype=np.float64, bias=True):
+    _, x_shape, w_shape, options = config
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype) if bias else None
+    groups = options.get("groups", 1)
+    assert x_shape[1] == w_shape[1] * groups
+    return x, w, b, options

@@ -1,0 +1,206 @@
+"""What each command does, as library calls that return every number the command shows.
+
+    run_forward(spec, ...)    -> ForwardResult:   y = x ⋆ w + b, written as .npy (and a picture)
+    run_backward(spec, ...)   -> BackwardResult:  y and dL/dx, dL/dw, dL/db for a loss, as .npz
+    run_gradcheck(spec, ...)  -> GradcheckResult: the finite-difference proof of the gradients
+    run_fit(...)              -> FitResult:       a kernel learned from an image pair (fit/run.py)
+    run_explain(...)          -> ExplainResult:   the walkthrough (teach/run.py)
+
+Each checks every input and output before the work starts (InputError), and writes its files
+whole or not at all. The command line renders a result as a table or as JSON, both from the
+same object.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import losses, outputs, picture
+from .chunking import DEFAULT_MEMORY_BUDGET
+from .conv import conv2d, conv2d_backward
+from .errors import InputError
+from .files import load_array
+from .fit.run import FitResult, run_fit
+from .gradcheck import Report, check_case, run_suite
+from .images import load_image
+from .problem import Problem, ProblemSpec, load_problem
+from .teach.run import ExplainResult, run_explain
+
+Array = NDArray[Any]
+Progress = Callable[..., None]
+
+__all__ = ["BackwardResult", "ExplainResult", "FitResult", "ForwardResult", "GradcheckResult",
+           "ProblemSpec", "run_backward", "run_explain", "run_fit", "run_forward",
+           "run_gradcheck", "value_range"]
+
+
+def value_range(array: Array) -> tuple[float, float] | None:
+    """(min, max) over the finite values, None if there are none."""
+    finite = array[np.isfinite(array)]
+    return (float(finite.min()), float(finite.max())) if finite.size else None
+
+
+def default_output(image: Path, suffix: str) -> Path:
+    """samples/camera.png -> samples/camera.forward.npy (beside the image)."""
+    return image.with_name(f"{image.stem}.{suffix}")
+
+
+@dataclass(frozen=True)
+class ForwardResult:
+    """y (N, O, OH, OW) of a problem, how long it took, the picture's mapping (None without
+    --png) and the files written."""
+
+    problem: Problem
+    y: Array
+    seconds: float
+    mapping: str | None
+    written: list[Path]
+
+
+def run_forward(spec: ProblemSpec, *, out: Path | None = None, png: Path | None = None,
+                normalize: bool = False,
+                memory_budget: int = DEFAULT_MEMORY_BUDGET) -> ForwardResult:
+    """y = x ⋆ w + b, written to `out` (.npy; default IMAGE.forward.npy) and, with `png`, as a
+    picture (clipped, or signed around mid grey for a zero-sum kernel; `normalize`: min..max)."""
+    inputs = [spec.image, spec.kernel]
+    out = outputs.check_output(out or default_output(spec.image, "forward.npy"), inputs)
+    if png is not None:
+        png = outputs.check_output(_png_name(png, "--png"), inputs, [out], option="--png")
+    problem = load_problem(spec)
+    start = time.perf_counter()
+    y = conv2d(problem.x, problem.w, problem.b, memory_budget=memory_budget,
+               **problem.conv_options())
+    seconds = time.perf_counter() - start
+    writers, mapping = [(out, outputs.npy_writer(y))], None
+    if png is not None:
+        mapping = picture.choose_mapping(y, zero_sum_kernel=picture.zero_sum(problem.w),
+                                         signed_input=bool(np.nanmin(problem.x) < 0),
+                                         normalize=normalize)
+        writers.append((png, outputs.png_writer(picture.to_picture(y, mapping))))
+    outputs.write_all(writers)
+    return ForwardResult(problem, y, seconds, mapping, [path for path, _ in writers])
+
+
+@dataclass(frozen=True)
+class BackwardResult:
+    """y, the dL/dy used and the three gradients, the loss (L is None for a given dL/dy) and
+    how it was made, the time and the files written."""
+
+    problem: Problem
+    y: Array
+    grad_output: Array
+    grad_input: Array
+    grad_weight: Array
+    grad_bias: Array
+    loss: float | None
+    loss_text: str
+    seconds: float
+    written: list[Path]
+
+    def norms(self) -> dict[str, float]:
+        """‖dL/dx‖, ‖dL/dw‖, ‖dL/db‖ (Frobenius)."""
+        return {name: float(np.linalg.norm(array)) for name, array in (
+            ("grad_input", self.grad_input), ("grad_weight", self.grad_weight),
+            ("grad_bias", self.grad_bias))}
+
+
+def run_backward(spec: ProblemSpec, *, loss: str = "sum", target: Path | None = None,
+                 grad_output: Path | None = None, out: Path | None = None,
+                 png_dx: Path | None = None,
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> BackwardResult:
+    """y and the three gradients for L = Σy (loss "sum"), L = ½‖y − T‖² ("mse", T the
+    `target`) or a given dL/dy (`grad_output`, a .npy of y's shape), written to `out` (.npz;
+    default IMAGE.backward.npz) and, with `png_dx`, a picture of dL/dx."""
+    _check_loss(loss, target, grad_output)
+    inputs = [spec.image, spec.kernel, grad_output, target]
+    out = outputs.check_output(out or default_output(spec.image, "backward.npz"), inputs)
+    if png_dx is not None:
+        png_dx = outputs.check_output(_png_name(png_dx, "--png-dx"), inputs, [out],
+                                      option="--png-dx")
+    problem = load_problem(spec)
+    x, w = problem.x, problem.w
+    start = time.perf_counter()
+    y = conv2d(x, w, problem.b, memory_budget=memory_budget, **problem.conv_options())
+    loss_value: float | None
+    if grad_output is not None:
+        dy = _same_shape(load_array(grad_output, "--grad-output"), y, "--grad-output")
+        loss_value, loss_text = None, f"dL/dy from {grad_output}"
+    elif loss == "mse":
+        assert target is not None
+        t = load_image(target, dtype=x.dtype, max_pixels=spec.max_pixels).array
+        loss_value, dy = losses.mse_loss(y, _same_shape(t, y, "--target"))
+        loss_text = "L = ½‖y − T‖², dL/dy = y − T"
+    else:
+        loss_value, dy = losses.sum_loss(y)
+        loss_text = "L = Σy, dL/dy = 1"
+    dy = dy.astype(x.dtype)
+    dx, dw, db = conv2d_backward(dy, x, w, memory_budget=memory_budget, **problem.conv_options())
+    seconds = time.perf_counter() - start
+    g = problem.geometry
+    writers = [(out, outputs.npz_writer(
+        y=y, grad_output=dy, grad_input=dx, grad_weight=dw, grad_bias=db, weight=w,
+        stride=np.array(g.stride), dilation=np.array(g.dilation), padding=np.array(g.pad),
+        groups=np.array(problem.groups)))]
+    if png_dx is not None:                                   # gradients are signed
+        writers.append((png_dx, outputs.png_writer(picture.to_picture(dx, picture.SIGNED))))
+    outputs.write_all(writers)
+    return BackwardResult(problem, y, dy, dx, dw, db, loss_value, loss_text, seconds,
+                          [path for path, _ in writers])
+
+
+def _check_loss(loss: str, target: Path | None, grad_output: Path | None) -> None:
+    if loss not in ("sum", "mse"):
+        raise InputError(f"--loss must be sum or mse, got {loss!r}")
+    if loss == "mse" and target is None and grad_output is None:
+        raise InputError("--loss mse needs --target T (an image or .npy of y's shape)")
+    if target is not None and loss != "mse":
+        raise InputError("--target is the T of --loss mse: add --loss mse, or drop --target")
+
+
+def _same_shape(array: Array, y: Array, option: str) -> Array:
+    array = array.reshape((1,) * (4 - array.ndim) + array.shape) if array.ndim < 4 else array
+    if array.shape != y.shape:
+        raise InputError(f"{option} has shape {tuple(array.shape)} but y has shape "
+                         f"{tuple(y.shape)}: give an array of y's shape")
+    return array
+
+
+def _png_name(path: Path, option: str) -> Path:
+    if path.suffix.lower() != ".png":
+        raise InputError(f"{option} writes a PNG: give a name ending in .png, got {path}")
+    return path
+
+
+@dataclass(frozen=True)
+class GradcheckResult:
+    """The report of a gradcheck, the problem it checked (None for the built-in suite) and the
+    time it took."""
+
+    problem: Problem | None
+    report: Report
+    seconds: float
+
+
+def run_gradcheck(spec: ProblemSpec | None = None, *, samples: int | None = None, seed: int = 0,
+                  eps: float | None = None, atol: float | None = None,
+                  rtol: float | None = None, dtype: str = "float64",
+                  progress: Progress | None = None) -> GradcheckResult:
+    """The built-in suite (spec None: every coordinate) or the user's problem (`samples`
+    coordinates of each tensor, 200 by default; b is the problem's bias or zeros)."""
+    start = time.perf_counter()
+    settings = dict(seed=seed, eps=eps, atol=atol, rtol=rtol, dtype=dtype, progress=progress)
+    if spec is None:
+        return GradcheckResult(None, run_suite(**settings), time.perf_counter() - start)
+    problem = load_problem(spec)
+    b = problem.b if problem.b is not None else np.zeros(problem.w.shape[0], problem.x.dtype)
+    report = check_case(problem.x, problem.w, b, name=spec.image.name,
+                        samples=200 if samples is None else samples,
+                        **problem.conv_options(), **settings)
+    return GradcheckResult(problem, report, time.perf_counter() - start)

@@ -1,0 +1,109 @@
+"""convcli explain: the walkthrough of "Convolution in forward and backward", every claim checked."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from .. import outputs
+from ..errors import InputError
+from ..teach import render_gif
+from ..teach.render_rich import render
+from ..teach.run import ExplainResult, run_explain
+from . import options as opt
+from .errors import handle_errors
+
+HELP = (
+    "Walk through \"Convolution in forward and backward\" on real numbers, every claim checked."
+    "\n\n"
+    "The steps: y = x ⋆ w (cross-correlation), im2col's Y = X_col · W, dL/dw = X_colᵀ · dL/dy, "
+    "one pixel p's footprint (p times the flipped kernel), and dL/dx = dL/dy ⋆ w_flipped "
+    "(full). Each equality gets ✓ or ✗ from a real comparison, with its max abs difference."
+    "\n\n"
+    "By default the article's case: a seeded 4×4 of integers, the 2×2 kernel (a b; c d) = "
+    "(1 2; 3 4), stride 1, padding (1, 0, 1, 0) (top and left, so y keeps x's size), "
+    "and a seeded random integer dL/dy. With stride > 1 dL/dy is dilated with zeros first; with "
+    "channels the flip also swaps input and output channels; large inputs are cropped with ⋯. "
+    "Exit 0 when every check passes, 1 when one fails, 2 for a usage error."
+)
+EXAMPLE = ("Examples: convcli explain;  convcli explain --stride 2 --pixel 2,2;  "
+           "convcli explain --image samples/camera.png --kernel sobel-x --pixel 100,80 "
+           "--export walk.svg --animate walk.gif")
+
+
+@handle_errors
+def explain(
+    image: Annotated[Optional[Path], typer.Option(
+        help="x: a picture or .npy, as for forward (default: seeded integers 1..5).")] = None,
+    kernel: Annotated[Optional[str], typer.Option(
+        help="w: a preset, inline matrix, text file or .npy, as for forward (default: "
+        "\"1 2; 3 4\"). A 2-D kernel on a colour image is applied to each channel.")] = None,
+    stride: opt.Stride = "1",
+    padding: Annotated[Optional[str], typer.Option(
+        help="Padding: same, valid, full, N, H,W or T,B,L,R (default: 1,0,1,0 for a 2×2 "
+        "kernel, as in the article; same otherwise).")] = None,
+    dilation: opt.Dilation = "1",
+    pixel: Annotated[str, typer.Option(help="p, the input pixel of step 4: I,J or C,I,J.")] = "0,0",
+    gray: opt.Gray = False,
+    max_pixels: opt.MaxPixels = None,
+    seed: Annotated[int, opt.seed_option("the default x and of dL/dy")] = 0,
+    step: Annotated[bool, typer.Option(
+        "--step", help="Pause after each step until Enter (only on a terminal).")] = False,
+    export: Annotated[Optional[Path], typer.Option(
+        help="Also write the walkthrough as .svg, .html or .txt.")] = None,
+    animate: Annotated[Optional[Path], typer.Option(
+        help="Also write a .gif: the kernel sliding over the padded input, then p's "
+        "footprint.")] = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print every step's arrays, the checks and the geometry as one JSON "
+        "object instead.")] = False,
+) -> None:
+    """Walk through the forward and backward passes of a convolution (see HELP)."""
+    result = run_explain(image, kernel, pixel=parse_pixel(pixel), gray=gray,
+                         max_pixels=max_pixels, seed=seed, export=export, animate=animate,
+                         **opt.geometry(stride, padding, dilation))
+    console = Console(record=export is not None, highlight=False,
+                      file=io.StringIO() if json_output else None)
+    for note in result.notes:
+        console.print(f"note: {note}", markup=False)
+    interactive = step and sys.stdin.isatty() and console.is_terminal and not json_output
+    render(result.walk, console, pause=(lambda: input("Enter: next step ")) if interactive
+           else None)
+    write_files(result, console)
+    if json_output:
+        typer.echo(json.dumps({"notes": result.notes, **result.walk.to_json()}, indent=2))
+    if not all(check.ok for check in result.walk.checks):
+        raise typer.Exit(1)
+
+
+def parse_pixel(text: str) -> tuple[int, ...]:
+    """"I,J" or "C,I,J" -> the pixel's coordinates."""
+    try:
+        coordinates = tuple(int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        coordinates = ()
+    if len(coordinates) not in (2, 3):
+        raise InputError(f"--pixel must be I,J or C,I,J (integers), got {text!r}")
+    return coordinates
+
+
+def write_files(result: ExplainResult, console: Console) -> None:
+    """The export (what the recording console printed) and the animation, written whole."""
+    writers: list[tuple[Path, Any]] = []
+    if result.export is not None:
+        kind = result.export.suffix.lower()
+        document = (console.export_svg(title="convcli explain") if kind == ".svg"
+                    else console.export_html() if kind == ".html" else console.export_text())
+        writers.append((result.export, outputs.text_writer(document)))
+    if result.animate is not None:
+        images = render_gif.frames(result.walk)
+        writers.append((result.animate, lambda file: render_gif.save_gif(images, file)))
+    outputs.write_all(writers)
+    if writers:
+        console.print(f"written: {', '.join(str(path) for path, _ in writers)}", markup=False)

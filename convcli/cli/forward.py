@@ -1,0 +1,71 @@
+"""convcli forward: y = x ⋆ w + b on an image, written as .npy (and a picture)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .. import api, picture
+from . import options as opt
+from . import summary
+from .errors import handle_errors
+from .progress import working
+from .summary import Fact
+
+EXAMPLE = "Example: convcli forward samples/camera.png sobel-x --png edges.png"
+
+
+@handle_errors
+def forward(
+    image: opt.ImageArg,
+    kernel: opt.KernelArg,
+    stride: opt.Stride = "1",
+    padding: opt.Padding = "same",
+    dilation: opt.Dilation = "1",
+    groups: opt.Groups = None,
+    bias: opt.Bias = None,
+    gray: opt.Gray = False,
+    dtype: opt.Precision = opt.DType.float64,
+    max_pixels: opt.MaxPixels = None,
+    out: Annotated[Optional[Path], opt.out_option(
+        "y (N, O, OH, OW) as .npy (default: IMAGE.forward.npy beside the image)")] = None,
+    png: Annotated[Optional[Path], typer.Option(
+        help="Also write a picture of y: clipped to [0, 1], or, for a zero-sum kernel (Sobel, "
+        "Laplacian) with negative output, mapped around mid grey (0 = grey).")] = None,
+    normalize: Annotated[bool, typer.Option(
+        "--normalize", help="Map the picture's min..max to 0..255.")] = False,
+    memory_budget: opt.MemoryBudget = 256,
+    json_output: opt.Json = False,
+    quiet: opt.Quiet = False,
+) -> None:
+    """Run a kernel over an image: y = x ⋆ w + b (cross-correlation, PyTorch's conv2d).
+
+    A 2-D kernel on a colour image is applied to each channel separately (depthwise), as image tools do; a (O, C, KH, KW) kernel is an ordinary multi-channel convolution.
+    """  # one line per paragraph: Typer keeps a docstring's line breaks
+    spec = opt.problem(image, kernel, stride=stride, padding=padding, dilation=dilation,
+                       groups=groups, bias=bias, gray=gray, dtype=dtype, max_pixels=max_pixels)
+    console = summary.console(quiet)
+    with working(console, "computing y = x ⋆ w", quiet=quiet or json_output):
+        result = api.run_forward(spec, out=out, png=png, normalize=normalize,
+                                 memory_budget=opt.budget(memory_budget))
+    summary.show(facts(result), json_output=json_output, console=console)
+
+
+def facts(result: api.ForwardResult) -> list[Fact]:
+    """input, kernel, geometry, output, time, picture, written."""
+    problem, y = result.problem, result.y
+    x_range, y_range = api.value_range(problem.x), api.value_range(y)
+    return [
+        summary.input_fact(problem.image, range=x_range),
+        summary.kernel_fact(problem.w, problem.kernel_source, problem.groups, problem.x.shape[1]),
+        summary.geometry_fact(problem.geometry, problem.groups, problem.spec.padding_text()),
+        Fact("output", {"shape": list(y.shape), "dtype": str(y.dtype), "range": y_range},
+             (("output", f"{summary.shape_text(y)}  range {summary.range_text(y_range)}  "
+                         f"(input range {summary.range_text(x_range)})"),)),
+        summary.time_fact(result.seconds),
+        Fact("picture", result.mapping,
+             (("picture", f"{result.mapping}; {picture.layout(y)}"),) if result.mapping else ()),
+        summary.written_fact(result.written),
+    ]

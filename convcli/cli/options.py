@@ -1,0 +1,120 @@
+"""Every option that more than one command takes, defined once, and the parsers that turn the
+text a user typed into the values the library takes (stride "2,1" -> (2, 1), ...). A bad value
+is an InputError that names the option."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..errors import InputError
+from ..problem import ProblemSpec
+
+
+class DType(str, Enum):
+    float64 = "float64"
+    float32 = "float32"
+
+
+Stride = Annotated[str, typer.Option(help="Stride: N or H,W.")]
+Dilation = Annotated[str, typer.Option(help="Dilation: N or H,W (1 = none, as in PyTorch).")]
+Padding = Annotated[str, typer.Option(
+    help="Padding: same, valid, full, N, H,W or T,B,L,R (top, bottom, left, right).")]
+Groups = Annotated[Optional[int], typer.Option(
+    help="Groups for a 4-D (O, C/groups, KH, KW) kernel (default: C divided by the kernel's C).")]
+Bias = Annotated[Optional[str], typer.Option(
+    help="Bias: one number, or one per output channel (a,b,c).")]
+Gray = Annotated[bool, typer.Option("--gray", help="Convert the image to one channel (luma).")]
+Precision = Annotated[DType, typer.Option(
+    "--dtype", help="float64 (the default: a reference tool) or float32.")]
+MaxPixels = Annotated[Optional[int], typer.Option(
+    help="Raise Pillow's decompression-bomb limit (89,478,485 pixels) for a file you trust.")]
+MemoryBudget = Annotated[float, typer.Option(
+    help="MiB of scratch for pieces of the im2col matrix (it is never built whole).")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+ImageArg = Annotated[Path, typer.Argument(
+    metavar="IMAGE", help="A picture (PNG, JPEG, TIFF, BMP, WebP, GIF) or a .npy array (H, W), "
+    "(C, H, W) or (N, C, H, W). 8- and 16-bit pictures become floats in [0, 1]; .npy values "
+    "are used as they are.", show_default=False)]
+KernelArg = Annotated[str, typer.Argument(
+    metavar="KERNEL", help="A preset name (see `convcli kernels`), an inline matrix "
+    "\"1 0 -1; 2 0 -2; 1 0 -1\", a text file (rows of numbers; a blank line starts another "
+    "output channel) or a .npy (KH, KW), (O, KH, KW) or (O, C, KH, KW).", show_default=False)]
+
+
+def out_option(what: str) -> Any:
+    """--out / -o: where the command writes `what`."""
+    return typer.Option("--out", "-o", help=f"Where to write {what}.", show_default=False)
+
+
+def seed_option(what: str) -> Any:
+    """--seed: the seed of `what`."""
+    return typer.Option("--seed", help=f"Seed of {what}.")
+
+
+def parse_ints(text: str, option: str, lengths: tuple[int, ...] = (1, 2)) -> Any:
+    """"2" -> 2, "2,1" -> (2, 1); InputError naming the option otherwise."""
+    try:
+        values = tuple(int(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in lengths:
+        forms = " or ".join({1: "N", 2: "H,W", 4: "T,B,L,R"}[n] for n in lengths)
+        raise InputError(f"--{option} must be {forms} (integers), got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def parse_padding(text: str) -> Any:
+    """same, valid, full, N, H,W or T,B,L,R -> conv2d's padding."""
+    if text.strip().lower() in ("same", "valid", "full"):
+        return text.strip().lower()
+    return parse_ints(text, "padding", (1, 2, 4))
+
+
+def geometry(stride: str, padding: str | None, dilation: str) -> dict[str, Any]:
+    """The text options -> conv2d's stride, padding (None stays None) and dilation, checked
+    for sign."""
+    options = {"stride": parse_ints(stride, "stride"), "dilation": parse_ints(dilation, "dilation"),
+               "padding": None if padding is None else parse_padding(padding)}
+    for name in ("stride", "dilation"):
+        values = options[name] if isinstance(options[name], tuple) else (options[name],)
+        if min(values) < 1:
+            raise InputError(f"--{name} must be at least 1, got {min(values)}")
+    if not isinstance(options["padding"], (str, type(None))):
+        values = options["padding"] if isinstance(options["padding"], tuple) else (
+            options["padding"],)
+        if min(values) < 0:
+            raise InputError(f"--padding must not be negative, got {padding}")
+    return options
+
+
+def parse_bias(text: str | None) -> tuple[float, ...] | None:
+    """"0.5" or "1,2,3" -> the bias values (one, or one per output channel)."""
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise InputError(f"--bias must be a number or one per output channel, "
+                         f"got {text!r}") from None
+
+
+def budget(mib: float) -> int:
+    """--memory-budget in MiB -> bytes."""
+    if not mib > 0:
+        raise InputError(f"--memory-budget must be a positive number of MiB, got {mib}")
+    return max(1, int(mib * 2**20))
+
+
+def problem(image: Path, kernel: str, *, stride: str = "1", padding: str = "same",
+            dilation: str = "1", groups: int | None = None, bias: str | None = None,
+            gray: bool = False, dtype: DType = DType.float64,
+            max_pixels: int | None = None) -> ProblemSpec:
+    """The options every IMAGE KERNEL command shares -> the library's ProblemSpec."""
+    return ProblemSpec(image, kernel, groups=groups, bias=parse_bias(bias), gray=gray,
+                       dtype=dtype.value, max_pixels=max_pixels,
+                       **geometry(stride, padding, dilation))

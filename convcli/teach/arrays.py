@@ -1,0 +1,132 @@
+"""Every array of the walkthrough, each claim computed by two routes, from the core."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..columns import col2im, im2col, pad_input
+from ..conv import conv2d, conv2d_backward, dilate, flip_kernel
+from ..geometry import Geometry
+
+
+def compute(x, w, grad_output, geometry, groups, pixel) -> dict[str, np.ndarray]:
+    """Every array of the walkthrough, each claim computed by two routes. Shapes as the module
+    docstring; the pixel's arrays ("dy/dp", "footprint") have y's shape (1, O, OH, OW)."""
+    top, bottom, left, right = geometry.pad
+    kernel_size, stride, dilation = geometry.kernel_size, geometry.stride, geometry.dilation
+    options = dict(stride=stride, padding=geometry.pad, dilation=dilation)
+    n, channels, height, width = x.shape
+    out_channels = w.shape[0]
+    oh, ow = geometry.output_size
+
+    y = conv2d(x, w, groups=groups, **options)
+    x_padded = pad_input(x, geometry)
+    x_col = im2col(x, kernel_size, **options)                      # (OH·OW, C·KH·KW)
+    w_matrix = weight_matrix(w, groups)                             # (C·KH·KW, O)
+    # (OH·OW, O) -> (1, OH, OW, O) -> (1, O, OH, OW)
+    y_matmul = (x_col @ w_matrix).reshape(1, oh, ow, out_channels).transpose(0, 3, 1, 2)
+
+    grad_x, grad_w, _ = conv2d_backward(grad_output, x, w, groups=groups, **options)
+    grad_rows = grad_output.transpose(0, 2, 3, 1).reshape(oh * ow, out_channels)  # (OH·OW, O)
+    grad_w_matmul = weights_from_matrix(x_col.T @ grad_rows, w.shape, groups)
+
+    # p's footprint: y of an image that is zero except p = 1 is ∂y/∂p, by linearity
+    c, i, j = pixel
+    one_hot = np.zeros_like(x)
+    one_hot[0, c, i, j] = 1.0
+    dy_dp = conv2d(one_hot, w, groups=groups, **options)           # (1, O, OH, OW)
+    w_flipped = flip_kernel(w, groups)                              # (C, O/groups, KH, KW)
+    dy_dp_flipped = np.zeros_like(y)
+    for o, out_i, out_j, fi, fj in flipped_footprint(pixel, w.shape, geometry, groups):
+        dy_dp_flipped[0, o, out_i, out_j] = w_flipped[c, o % (out_channels // groups), fi, fj]
+
+    # dL/dx all at once: dilate dL/dy by the stride, pad it fully, slide the flipped kernel
+    grad_dilated = dilate(grad_output, stride)                      # (1, O, (OH-1)·s+1, ...)
+    span_h, span_w = geometry.dilated_kernel_size
+    full = (span_h - 1, span_h - 1, span_w - 1, span_w - 1)
+    used_h, used_w = geometry.used_size
+    grad_x_padded = np.zeros((n, channels) + geometry.padded_size)
+    grad_x_padded[:, :, :used_h, :used_w] = conv2d(grad_dilated, w_flipped, padding=full,
+                                                   dilation=dilation, groups=groups)
+    grad_x_flipped = grad_x_padded[:, :, top : top + height, left : left + width]
+    grad_x_col2im = col2im(grad_rows @ w_matrix.T, x.shape, kernel_size, **options)
+
+    return {
+        "x": x, "padding": np.array(geometry.pad), "x_padded": x_padded, "w": w,
+        "w_flipped": w_flipped, "X_col": x_col, "W": w_matrix, "y": y,
+        "y_sliding": slide(x_padded, w, geometry, groups), "y_matmul": y_matmul,
+        "dL/dy": grad_output, "dL/dw": grad_w, "dL/dw_matmul": grad_w_matmul,
+        "p": np.array(x[0, c, i, j]), "dy/dp": dy_dp, "dy/dp_flipped": dy_dp_flipped,
+        "footprint": x[0, c, i, j] * dy_dp,
+        "dL/dp": np.array(np.sum(grad_output * dy_dp)), "dL/dx[p]": np.array(grad_x[0, c, i, j]),
+        "dL/dy_dilated": grad_dilated, "dL/dy_padded": np.pad(grad_dilated, ((0, 0), (0, 0),
+                                                               full[:2], full[2:])),
+        "dL/dx_padded": grad_x_padded, "dL/dx_flipped": grad_x_flipped,
+        "dL/dx_col2im": grad_x_col2im, "dL/dx": grad_x,
+    }
+
+
+def slide(x_padded, w, geometry, groups) -> np.ndarray:
+    """y by the definition, without im2col: for each kernel tap (kh, kw), add w[:, :, kh, kw]
+    times the input it meets at every window. (1, C, Hp, Wp) -> (1, O, OH, OW)."""
+    (oh, ow), (sh, sw), (dh, dw) = geometry.output_size, geometry.stride, geometry.dilation
+    out_channels, group_channels, kh, kw = w.shape
+    group_out = out_channels // groups
+    y = np.zeros((1, out_channels, oh, ow))
+    for row in range(kh):
+        for col in range(kw):
+            # (C, OH, OW): the pixel under tap (row, col) for every window
+            seen = x_padded[0, :, row * dh : row * dh + (oh - 1) * sh + 1 : sh,
+                            col * dw : col * dw + (ow - 1) * sw + 1 : sw]
+            for g in range(groups):
+                outs, ins = slice(g * group_out, (g + 1) * group_out), slice(
+                    g * group_channels, (g + 1) * group_channels)
+                y[0, outs] += np.einsum("oc,chw->ohw", w[outs, :, row, col], seen[ins])
+    return y
+
+
+def weight_matrix(w, groups) -> np.ndarray:
+    """W of Y = X_col · W: (O, C/g, KH, KW) -> (C·KH·KW, O), block-diagonal over the groups
+    (an input channel outside an output's group meets a zero)."""
+    out_channels, group_channels = w.shape[:2]
+    taps = w[0, 0].size
+    group_out, group_rows = out_channels // groups, group_channels * taps
+    matrix = np.zeros((groups * group_rows, out_channels))
+    for g in range(groups):
+        outs = slice(g * group_out, (g + 1) * group_out)
+        matrix[g * group_rows : (g + 1) * group_rows, outs] = w[outs].reshape(group_out, -1).T
+    return matrix
+
+
+def weights_from_matrix(matrix, w_shape, groups) -> np.ndarray:
+    """The inverse of weight_matrix: (C·KH·KW, O) -> (O, C/g, KH, KW), the diagonal blocks."""
+    out_channels, group_channels, kh, kw = w_shape
+    group_out, group_rows = out_channels // groups, group_channels * kh * kw
+    blocks = [matrix[g * group_rows : (g + 1) * group_rows, g * group_out : (g + 1) * group_out]
+              for g in range(groups)]
+    return np.concatenate([b.T for b in blocks]).reshape(w_shape)
+
+
+def flipped_footprint(pixel, w_shape, geometry, groups):
+    """The outputs p touches, read off the flipped kernel: (o, i, j, fi, fj) with output (o, i, j)
+    getting p · w_flipped[c, o, fi, fj]. Window (i, j) covers padded row i·s + kh·d, so p's padded
+    row r is met by tap kh = KH-1-fi at i = (r - (KH-1)·d + fi·d) / s, where that is whole."""
+    c, i, j = pixel
+    top, _, left, _ = geometry.pad
+    out_channels, group_channels, kh, kw = w_shape
+    group_out = out_channels // groups
+    (oh, ow), (sh, sw), (dh, dw) = geometry.output_size, geometry.stride, geometry.dilation
+    first_row, first_col = i + top - (kh - 1) * dh, j + left - (kw - 1) * dw
+    group = c // group_channels
+    for o in range(group * group_out, (group + 1) * group_out):
+        for fi in range(kh):
+            for fj in range(kw):
+                row, col = first_row + fi * dh, first_col + fj * dw
+                if row % sh or col % sw or not (0 <= row // sh < oh and 0 <= col // sw < ow):
+                    continue
+                yield o, row // sh, col // sw, fi, fj
+
+

@@ -1,0 +1,107 @@
+"""The walkthrough as data: its tables (Grid), its checked claims (Check, CLAIMS, verify), its
+steps and the Walkthrough that holds them. Nothing here computes a convolution or prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MAX_CHANNEL_GRIDS = 4                                  # channels drawn per array; --json has all
+
+# (step index, claim, computed, expected): each claim compares two arrays of ``arrays``.
+CLAIMS = (
+    (0, "sliding the window by hand gives conv2d's y", "y_sliding", "y"),
+    (1, "X_col · W, reshaped, is step 1's y", "y_matmul", "y"),
+    (2, "X_colᵀ · dL/dy is conv2d_backward's dL/dw", "dL/dw_matmul", "dL/dw"),
+    (3, "∂y/∂p is the flipped kernel, placed at p", "dy/dp", "dy/dp_flipped"),
+    (3, "Σ dL/dy · ∂y/∂p is conv2d_backward's dL/dx at p", "dL/dp", "dL/dx[p]"),
+    (4, "dL/dy ⋆ w_flipped (full) is col2im(dL/dy · Wᵀ)", "dL/dx_flipped", "dL/dx_col2im"),
+    (4, "dL/dy ⋆ w_flipped (full) is conv2d_backward's dL/dx", "dL/dx_flipped", "dL/dx"),
+)
+
+
+@dataclass
+class Grid:
+    """One table: values (R, K), a float array (NaN = blank cell) or an array of strings.
+
+    dim (R, K) marks padding or inserted zeros (drawn dimmed, padding as "·"); mark (R, K) the
+    highlighted cells (drawn bold and in [brackets]); focus is the cell kept in view when a
+    large table is cropped.
+    """
+
+    title: str
+    values: np.ndarray
+    row_labels: list[str] | None = None
+    col_labels: list[str] | None = None
+    dim: np.ndarray | None = None
+    mark: np.ndarray | None = None
+    focus: tuple[int, int] | None = None
+    symbol: str = "·"      # how a dim cell is drawn; "" draws its value dimmed, in (parens)
+    pin_last: int = 0      # trailing columns always shown (results), however it is cropped
+    max_rows: int = 10     # rows shown before cropping
+
+
+@dataclass
+class Check:
+    """One claim: max |computed - expected| within tolerance gives ✓, anything else ✗."""
+
+    claim: str
+    computed: str
+    expected: str
+    max_abs_diff: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.isfinite(self.max_abs_diff) and self.max_abs_diff <= self.tolerance)
+
+    @property
+    def mark(self) -> str:
+        return "✓" if self.ok else "✗"
+
+
+@dataclass
+class Step:
+    title: str
+    paragraphs: list[str]
+    grids: list[Grid] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+
+
+@dataclass
+class Walkthrough:
+    steps: list[Step]
+    arrays: dict[str, np.ndarray]
+    pixel: tuple[int, int, int]          # (c, i, j) of p in x
+    groups: int
+    geometry: object                     # convcli.Geometry
+    checks: list[Check]
+
+    def to_json(self) -> dict:
+        """Every array as nested lists, the geometry, the pixel and the checks: json.dumps-able."""
+        g = self.geometry
+        return {
+            "geometry": {"input_size": g.input_size, "kernel_size": g.kernel_size,
+                         "stride": g.stride, "dilation": g.dilation, "padding": g.pad,
+                         "output_size": g.output_size, "groups": self.groups},
+            "pixel": list(self.pixel),
+            "arrays": {name: np.asarray(a).tolist() for name, a in self.arrays.items()},
+            "checks": [{"claim": c.claim, "computed": c.computed, "expected": c.expected,
+                        "max_abs_diff": c.max_abs_diff, "tolerance": c.tolerance, "ok": c.ok}
+                       for c in self.checks],
+            "steps": [{"title": s.title, "text": s.paragraphs} for s in self.steps],
+        }
+
+
+def verify(arrays: dict[str, np.ndarray]) -> list[Check]:
+    """One Check per CLAIMS entry: tolerance 1e-9 · (1 + max |expected|), for float64."""
+    checks = []
+    for _, claim, computed, expected in CLAIMS:
+        a, b = np.asarray(arrays[computed], float), np.asarray(arrays[expected], float)
+        diff = float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
+        scale = float(np.max(np.abs(b))) if b.size else 0.0
+        checks.append(Check(claim, computed, expected, diff, 1e-9 * (1.0 + scale)))
+    return checks
+

@@ -1,0 +1,219 @@
+"""The walkthrough as a picture: the kernel sliding over the padded input, then p's footprint.
+
+frames(walk) -> Pillow images: one per output pixel shown (the window over the padded input,
+its products and sum, y filling in), then one of pixel p's footprint (the outputs it touches,
+each p times a flipped-kernel entry). Only p's input channel and the first output channel it
+touches are drawn; a large input is cropped to MAX_OUTPUTS × MAX_OUTPUTS outputs around p.
+The numbers are the Walkthrough's (explain.py): nothing is computed here.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .arrays import flipped_footprint
+from .model import Walkthrough
+from .text import fmt, tap_names
+
+MAX_OUTPUTS = 6          # outputs drawn per axis, so at most 36 sliding frames
+CELL = 44                # pixels per grid cell (60 when the numbers have decimals)
+MARGIN = 24
+FRAME_MS, LAST_MS = 700, 4000
+INK, PAPER, GREY, PAD = (20, 20, 20), (255, 255, 255), (150, 150, 150), (232, 232, 232)
+WINDOW, TOUCH, DONE = (214, 40, 40), (30, 90, 200), (222, 235, 255)
+
+
+@functools.lru_cache(maxsize=None)
+def _font(size):
+    for name in ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size)
+
+
+def output_window(walk: Walkthrough) -> tuple[range, range]:
+    """The rows and columns of y drawn: all of them, or MAX_OUTPUTS around p's footprint."""
+    (oh, ow) = walk.geometry.output_size
+    touched = list(flipped_footprint(walk.pixel, walk.arrays["w"].shape, walk.geometry,
+                                     walk.groups))
+    # the middle of p's footprint, so all of it is in view
+    centre = ((min(t[1] for t in touched) + max(t[1] for t in touched)) // 2,
+              (min(t[2] for t in touched) + max(t[2] for t in touched)) // 2) if touched else (0, 0)
+    spans = []
+    for size, focus in zip((oh, ow), centre):
+        limit = min(size, MAX_OUTPUTS)
+        start = min(max(0, focus - limit // 2), size - limit)
+        spans.append(range(start, start + limit))
+    return spans[0], spans[1]
+
+
+def frames(walk: Walkthrough) -> list[Image.Image]:
+    """len(rows)·len(cols) sliding frames (output_window) and one footprint frame."""
+    rows, cols = output_window(walk)
+    return [_slide_frame(walk, rows, cols, i, j) for i in rows for j in cols] + [
+        _footprint_frame(walk, rows, cols)]
+
+
+def save_gif(images: list[Image.Image], file) -> None:
+    """An endless GIF to file (a path or a binary file): FRAME_MS a frame, LAST_MS the last."""
+    durations = [FRAME_MS] * (len(images) - 1) + [LAST_MS]
+    images[0].save(file, format="GIF", save_all=True, append_images=images[1:],
+                   duration=durations, loop=0, disposal=1, optimize=False)
+
+
+class _Layout:
+    """Where the padded-input crop and the output crop go on a frame."""
+
+    def __init__(self, walk, rows, cols):
+        g = walk.geometry
+        sh, sw = g.stride
+        span_h, span_w = g.dilated_kernel_size
+        self.in_rows = range(rows[0] * sh, rows[-1] * sh + span_h)   # padded coordinates
+        self.in_cols = range(cols[0] * sw, cols[-1] * sw + span_w)
+        self.rows, self.cols = rows, cols
+        self.font, self.small, self.big = _font(15), _font(11), _font(17)
+        values = np.concatenate([walk.arrays["x"].ravel(), walk.arrays["y"].ravel()])
+        self.step = CELL if np.all(values == np.round(values)) else 60
+        grid_h = max(len(self.in_rows), len(rows)) * self.step
+        self.input_xy = (MARGIN, MARGIN + 26)
+        self.output_xy = (MARGIN * 3 + len(self.in_cols) * self.step, MARGIN + 26)
+        width = self.output_xy[0] + len(cols) * self.step + MARGIN
+        self.text_y = MARGIN + 26 + grid_h + 16
+        self.size = (max(width, 640), self.text_y + 74)
+
+    def cell(self, origin, r, c):
+        x, y = origin[0] + c * self.step, origin[1] + r * self.step
+        return (x, y, x + self.step, y + self.step)
+
+
+def _base(walk, layout, channel, out_channel, title):
+    """A frame with the padded input (p's channel) and the output grid, both cropped."""
+    image = Image.new("RGB", layout.size, PAPER)
+    draw = ImageDraw.Draw(image)
+    a, g = walk.arrays, walk.geometry
+    top, _, left, _ = g.pad
+    height, width = g.input_size
+    many = a["x"].shape[1] > 1
+    draw.text((MARGIN, 8), title, font=layout.big, fill=INK)
+    name = f"padded x[c={channel}]" if many else "padded x"
+    draw.text((layout.input_xy[0], layout.input_xy[1] - 18), name, font=layout.small, fill=GREY)
+    out_name = f"y[o={out_channel}]" if a["y"].shape[1] > 1 else "y"
+    draw.text((layout.output_xy[0], layout.output_xy[1] - 18), out_name, font=layout.small,
+              fill=GREY)
+    for r, pr in enumerate(layout.in_rows):
+        for c, pc in enumerate(layout.in_cols):
+            box = layout.cell(layout.input_xy, r, c)
+            padding = not (top <= pr < top + height and left <= pc < left + width)
+            draw.rectangle(box, fill=PAD if padding else PAPER, outline=GREY)
+            text = "·" if padding else fmt(a["x_padded"][0, channel, pr, pc])
+            _centre(draw, box, text, layout.font, GREY if padding else INK)
+    return image, draw
+
+
+def _slide_frame(walk, rows, cols, i, j):
+    layout = _Layout(walk, rows, cols)
+    a, g = walk.arrays, walk.geometry
+    channel = walk.pixel[0]
+    out_channel = _first_out(walk)
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    kh, kw = g.kernel_size
+    names = tap_names(kh, kw)
+    image, draw = _base(walk, layout, channel, out_channel,
+                        f"forward: y({i},{j}) = window ⋆ w (no flip)")
+    group_channels = a["w"].shape[1]
+    w_channel = channel % group_channels
+    terms = []
+    for r in range(kh):
+        for c in range(kw):
+            pr, pc = i * sh + r * dh, j * sw + c * dw
+            box = layout.cell(layout.input_xy, pr - layout.in_rows[0], pc - layout.in_cols[0])
+            draw.rectangle(box, outline=WINDOW, width=3)
+            weight = a["w"][out_channel, w_channel, r, c]
+            draw.text((box[0] + 3, box[1] + 1), names[r * kw + c], font=layout.small, fill=WINDOW)
+            terms.append(f"{fmt(a['x_padded'][0, channel, pr, pc], True)}·{fmt(weight, True)}")
+    for r, oi in enumerate(rows):
+        for c, oj in enumerate(cols):
+            box = layout.cell(layout.output_xy, r, c)
+            done = (oi, oj) <= (i, j)
+            draw.rectangle(box, fill=DONE if done else PAPER, outline=GREY)
+            if done:
+                _centre(draw, box, fmt(a["y"][0, out_channel, oi, oj]), layout.font, INK)
+            if (oi, oj) == (i, j):
+                draw.rectangle(box, outline=WINDOW, width=3)
+    shown = terms if len(terms) <= 9 else terms[:8] + [f"… ({len(terms)} terms)"]
+    products = " + ".join(shown)
+    if a["x"].shape[1] > 1 or group_channels > 1:
+        line = f"channel {channel}: {products}; y({i},{j}) sums every channel = "
+    else:
+        line = f"y({i},{j}) = {products} = "
+    weights = "  ".join(f"{names[t]}={fmt(v)}" for t, v in
+                        enumerate(a["w"][out_channel, w_channel].ravel()[:12]))
+    _lines(draw, layout, [line + fmt(a["y"][0, out_channel, i, j]), f"w: {weights}"])
+    return image
+
+
+def _footprint_frame(walk, rows, cols):
+    layout = _Layout(walk, rows, cols)
+    a, g = walk.arrays, walk.geometry
+    channel, pi, pj = walk.pixel
+    top, _, left, _ = g.pad
+    out_channel = _first_out(walk)
+    kh, kw = g.kernel_size
+    names = tap_names(kh, kw)
+    image, draw = _base(walk, layout, channel, out_channel,
+                        "backward: p touches these outputs, p times the flipped kernel")
+    r, c = pi + top - layout.in_rows[0], pj + left - layout.in_cols[0]
+    if 0 <= r < len(layout.in_rows) and 0 <= c < len(layout.in_cols):
+        draw.rectangle(layout.cell(layout.input_xy, r, c), outline=TOUCH, width=4)
+    p = float(a["p"])
+    for r in range(len(rows)):
+        for c in range(len(cols)):
+            draw.rectangle(layout.cell(layout.output_xy, r, c), outline=GREY)
+    labels = []
+    group_out = a["w"].shape[0] // walk.groups
+    for o, oi, oj, fi, fj in flipped_footprint(walk.pixel, a["w"].shape, g, walk.groups):
+        if o != out_channel or oi not in rows or oj not in cols:
+            continue
+        box = layout.cell(layout.output_xy, oi - rows[0], oj - cols[0])
+        name = names[(kh - 1 - fi) * kw + (kw - 1 - fj)]
+        draw.rectangle(box, fill=DONE, outline=TOUCH, width=3)
+        draw.text((box[0] + 3, box[1] + 1), f"p·{name}", font=layout.small, fill=TOUCH)
+        value = p * a["w_flipped"][channel, o % group_out, fi, fj]
+        _centre(draw, box, fmt(value), layout.font, INK, dy=6)
+        labels.append(f"p·{name}")
+    shown = ", ".join(labels[:9]) + (", …" if len(labels) > 9 else "")
+    _lines(draw, layout, [f"p = {fmt(p)} touches {len(labels)} output(s): {shown}",
+                          "dL/dx = dL/dy ⋆ w_flipped: backward is a convolution too"])
+    return image
+
+
+def _first_out(walk) -> int:
+    touched = list(flipped_footprint(walk.pixel, walk.arrays["w"].shape, walk.geometry,
+                                     walk.groups))
+    return touched[0][0] if touched else 0
+
+
+def _centre(draw, box, text, font, fill, dy=0):
+    """text centred in box, in a smaller font if it would not fit."""
+    size = font.size
+    while draw.textlength(text, font=font) > box[2] - box[0] - 6 and size > 8:
+        size -= 1
+        font = _font(size)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    x = (box[0] + box[2] - (right - left)) / 2
+    y = (box[1] + box[3] - (bottom - top)) / 2 - top + dy
+    draw.text((x, y), text, font=font, fill=fill)
+
+
+def _lines(draw, layout, lines):
+    y = layout.text_y
+    for line in lines:
+        while draw.textlength(line, font=layout.font) > layout.size[0] - 2 * MARGIN:
+            line = line[:-2] + "…" if not line.endswith("…") else line[:-3] + "…"
+        draw.text((MARGIN, y), line, font=layout.font, fill=INK)
+        y += 24

@@ -1,0 +1,282 @@
+"""The six steps of the walkthrough, one function each: their text and their grids, from the
+arrays of arrays.compute. Nothing is computed here but what the text and grids show."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..geometry import Geometry
+from .arrays import flipped_footprint
+from .grids import channel_grids, inside_row, kernel_grids
+from .model import MAX_CHANNEL_GRIDS, Grid, Step
+from .text import MAX_LISTED, fmt, geometry_text, list_text, matrix_text, sum_text, tap_names
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What every step reads: the arrays, the geometry, the groups, p, and a few derived facts."""
+
+    a: dict[str, Any]
+    geometry: Geometry
+    groups: int
+    pixel: tuple[int, int, int]
+
+    @property
+    def names(self) -> list[str]:
+        return tap_names(*self.geometry.kernel_size)
+
+    @property
+    def pad_mask(self) -> np.ndarray:
+        """(Hp, Wp): True on the padding."""
+        top, _, left, _ = self.geometry.pad
+        height, width = self.geometry.input_size
+        mask = np.ones(self.geometry.padded_size, bool)
+        mask[top : top + height, left : left + width] = False
+        return mask
+
+    @property
+    def many(self) -> bool:
+        """More than one input or output channel."""
+        return self.a["x"].shape[1] > 1 or self.a["w"].shape[0] > 1
+
+
+def steps(arrays: dict[str, Any], geometry: Geometry, groups: int,
+          pixel: tuple[int, int, int]) -> list[Step]:
+    """The walkthrough's six steps, in order."""
+    scene = Scene(arrays, geometry, groups, pixel)
+    return [setup_step(scene), im2col_step(scene), weight_step(scene), pixel_step(scene),
+            input_step(scene), conclusion_step(scene)]
+
+
+def setup_step(s: Scene) -> Step:
+    """1. x with its padding, w, and y = x ⋆ w by sliding the window."""
+    a, g, names = s.a, s.geometry, s.names
+    _, channels, height, width = a["x"].shape
+    out_channels, group_channels, kh, kw = a["w"].shape
+    (dh, dw), (top, bottom, left, right) = g.dilation, g.pad
+    first = np.zeros((out_channels,) + g.output_size, bool)
+    first[:, 0, 0] = True
+    window = np.zeros(g.padded_size, bool)
+    window[0 : (kh - 1) * dh + 1 : dh, 0 : (kw - 1) * dw + 1 : dw] = True
+    terms = [f"{fmt(a['x_padded'][0, ch, r * dh, q * dw], True)}·{names[r * kw + q]}"
+             for ch in range(group_channels) for r in range(kh) for q in range(kw)]
+    where = " at the top and left" if (bottom, right) == (0, 0) and top + left else ""
+    text = [
+        f"x is {height}×{width}" + (f" with {channels} channels" if channels > 1 else "")
+        + f"; padding (top, bottom, left, right) = ({top}, {bottom}, {left}, {right}) adds "
+        f"zeros, drawn ·{where}. {_kernel_text(s)}.",
+        "Deep learning's \"convolution\" is a cross-correlation: slide w over the padded x "
+        "without flipping it; at each stop multiply the overlapping numbers and add them up. "
+        f"The first window, in [brackets]: y(0,0) = {sum_text(terms)} = "
+        f"{fmt(a['y'][0, 0, 0, 0])}"
+        + (" (summed over the input channels)" if group_channels > 1 else "") + ".",
+        geometry_text(g, (height, width)),
+    ]
+    grids = channel_grids("x", a["x_padded"][0], dim=s.pad_mask, mark=window, focus=(0, 0))
+    grids += kernel_grids("w", a["w"], names)
+    grids += channel_grids("y = x ⋆ w", a["y"][0], mark=first, focus=(0, 0), prefix="o")
+    return Step("1. Setup: y = x ⋆ w, a cross-correlation", [t for t in text if t], grids)
+
+
+def _kernel_text(s: Scene) -> str:
+    out_channels, group_channels, kh, kw = s.a["w"].shape
+    if kh * kw <= 26 and not s.many:
+        rows = matrix_text([s.names[r * kw : (r + 1) * kw] for r in range(kh)])
+        values = matrix_text([[fmt(v) for v in row] for row in s.a["w"][0, 0]])
+        return f"w is the {kh}×{kw} kernel {rows} = {values}"
+    return (f"w is {out_channels}×{group_channels}×{kh}×{kw} (O, C/groups, KH, KW): "
+            f"{out_channels} output channel(s), each a {kh}×{kw} kernel per input channel")
+
+
+def im2col_step(s: Scene) -> Step:
+    """2. X_col, one row per output pixel, and Y = X_col · W."""
+    a, names = s.a, s.names
+    channels = a["x"].shape[1]
+    out_channels, _, kh, kw = a["w"].shape
+    oh, ow = s.geometry.output_size
+    rows = [f"y({r},{q})" for r in range(oh) for q in range(ow)]
+    columns = [f"{ch}:{n}" if channels > 1 else n for ch in range(channels) for n in names]
+    result = a["y_matmul"][0].reshape(out_channels, -1).T                 # (OH·OW, O)
+    out_names = ["= y"] if out_channels == 1 else [f"= y o{o}" for o in range(out_channels)]
+    table = np.concatenate([a["X_col"], result], axis=1)
+    per_output = (" (one column per output channel"
+                  + (", zero outside its group" if s.groups > 1 else "") + ")"
+                  if out_channels > 1 else "")
+    text = [
+        f"im2col copies each window into one row of X_col: {oh * ow} rows (one per output "
+        f"pixel) × {channels * kh * kw} columns (one per kernel tap, named by the weight it "
+        "meets). The whole convolution is then one matrix product, Y = X_col · W, where W is "
+        f"the kernel read row by row{per_output}.",
+        f"The last column{'s are' if out_channels > 1 else ' is'} X_col · W; reshaped to "
+        f"{oh}×{ow} it is step 1's y.",
+    ]
+    grids = [Grid("X_col | X_col · W", table, rows, columns + out_names, focus=(0, 0),
+                  pin_last=out_channels, max_rows=16),
+             Grid("W", a["W"], columns, [f"o{o}" for o in range(out_channels)])]
+    return Step("2. im2col: the convolution as one matrix product", text, grids)
+
+
+def weight_step(s: Scene) -> Step:
+    """3. ∂y/∂w = xᵀ for one output, then dL/dw = X_colᵀ · dL/dy."""
+    a, names = s.a, s.names
+    out_channels, group_channels, kh, kw = a["w"].shape
+    oh, ow = s.geometry.output_size
+    inside = inside_row(a["x_padded"][0], s.pad_mask, s.geometry)
+    row_i, row_j = divmod(inside, ow)
+    xs = a["X_col"][inside, : group_channels * kh * kw]
+    symbols = [f"x{t + 1}" for t in range(len(xs))]
+    w_syms = [f"{ch}:{n}" if group_channels > 1 else n for ch in range(group_channels)
+              for n in names]
+    products = [f"{x}·{n}" for x, n in zip(symbols, w_syms)]
+    text = [
+        f"One output first, as in the article: y({row_i},{row_j}) = {sum_text(products)}, "
+        f"with ({list_text(symbols)}) = ({list_text([fmt(v) for v in xs])}), row "
+        f"y({row_i},{row_j}) of X_col. So ∂y/∂w = ({list_text(symbols)}) = xᵀ: each weight's "
+        "derivative is the input it multiplied.",
+        "Every output adds its own xᵀ, weighted by dL/dy at that output (here seeded random "
+        "integers): dL/dw = Σ dL/dy(i,j) · xᵀ(i,j) = X_colᵀ · dL/dy, the transposed matrix "
+        "times the vector" + (" (shown for output channel o0; the others are alike)"
+                              if out_channels > 1 else "") + ".",
+    ]
+    taps = group_channels * kh * kw
+    transposed = np.full((1 + taps, oh * ow + 1), np.nan)
+    transposed[0, :-1] = a["dL/dy"][0, 0].ravel()
+    transposed[1:, :-1] = a["X_col"][:, :taps].T
+    transposed[1:, -1] = a["dL/dw_matmul"][0].ravel()
+    mark = np.zeros(transposed.shape, bool)
+    mark[1:, -1] = True
+    grids = channel_grids("dL/dy", a["dL/dy"][0], focus=(0, 0), prefix="o")
+    grids.append(Grid("X_colᵀ · dL/dy", transposed, ["dL/dy"] + w_syms,
+                      [f"{r},{q}" for r in range(oh) for q in range(ow)] + ["= dL/dw"],
+                      mark=mark, focus=(0, 0), pin_last=1))
+    grids += kernel_grids("dL/dw", a["dL/dw"], names, named=False)
+    return Step("3. dL/dw = X_colᵀ · dL/dy: the xᵀ product", text, grids)
+
+
+def pixel_step(s: Scene) -> Step:
+    """4. One pixel p: the outputs it touches and the products, p times the flipped kernel."""
+    a, g, names = s.a, s.geometry, s.names
+    channels = a["x"].shape[1]
+    out_channels, _, kh, kw = a["w"].shape
+    c, pi, pj = s.pixel
+    top, _, left, _ = g.pad
+    p = a["p"].item()
+    touched = list(flipped_footprint(s.pixel, a["w"].shape, g, s.groups))
+    group_out, w_f = out_channels // s.groups, a["w_flipped"]
+    labels = np.full((out_channels,) + g.output_size, "", dtype=object)
+    mark = np.zeros((out_channels,) + g.output_size, bool)
+    lines, chain = [], []
+    for o, oi, oj, fi, fj in touched:
+        name, weight = names[(kh - 1 - fi) * kw + (kw - 1 - fj)], w_f[c, o % group_out, fi, fj]
+        labels[o, oi, oj], mark[o, oi, oj] = f"p·{name}", True
+        channel = f"[o={o}]" if out_channels > 1 else ""
+        lines.append(f"y{channel}({oi},{oj}) gets p·{name} = {fmt(p, True)}·{fmt(weight, True)}"
+                     f" = {fmt(p * weight)}")
+        chain.append(f"{fmt(a['dL/dy'][0, o, oi, oj], True)}·{fmt(weight, True)}")
+    labels[labels == ""] = "0"                     # ∂y/∂p is 0 where p is in no window
+    p_mark = np.zeros(g.padded_size, bool)
+    p_mark[pi + top, pj + left] = True
+    where = f"x{'[c=' + str(c) + ']' if channels > 1 else ''}({pi},{pj})"
+    flipped_names = matrix_text([[names[(kh - 1 - r) * kw + (kw - 1 - q)] for q in range(kw)]
+                                 for r in range(kh)])
+    in_order = ", ".join(labels[o, oi, oj] for o, oi, oj, *_ in touched[:MAX_LISTED])
+    text = [
+        f"Pick one input pixel p = {where} = {fmt(p)}. Going forward it sits in "
+        + (f"{len(touched)} windows and meets a different weight in each: " if len(touched) > 1
+           else f"{len(touched)} window(s): ") + list_text(lines, sep="; ") + ".",
+        f"In output order these are {in_order}{', …' if len(touched) > MAX_LISTED else ''}: "
+        f"p times {flipped_names}, the flipped kernel"
+        + (" (only the taps that land on p: at stride > 1 the windows skip pixels)"
+           if g.stride != (1, 1) else "")
+        + (", across every output channel of p's group: w_flipped[c, o] = w[o, c] rotated "
+           "180°" if out_channels > 1 else "") + ".",
+        f"So by the chain rule dL/dp = Σ dL/dy · (what p was multiplied by) = "
+        f"{sum_text(chain)} = {fmt(a['dL/dp'])}, which is dL/dx at p.",
+    ]
+    grids = channel_grids("x, with p", a["x_padded"][0], dim=s.pad_mask, mark=p_mark,
+                          focus=(pi + top, pj + left), only=[c] if channels > 1 else None)
+    touched_outs = sorted({o for o, *_ in touched}) or [0]
+    focus = (touched[0][1], touched[0][2]) if touched else (0, 0)
+    grids += channel_grids("what p touches", labels, mark=mark, focus=focus, prefix="o",
+                           only=touched_outs)
+    grids += channel_grids("dL/dy", a["dL/dy"][0], mark=mark, focus=focus, prefix="o",
+                           only=touched_outs)
+    return Step("4. dL/dx for one pixel: p times the flipped kernel", text, grids)
+
+
+def input_step(s: Scene) -> Step:
+    """5. dL/dx for all pixels: dL/dy, padded fully (and dilated), ⋆ the flipped kernel."""
+    a, g = s.a, s.geometry
+    (sh, sw), (dh, dw) = g.stride, g.dilation
+    span_h, span_w = g.dilated_kernel_size
+    strided, dilated = (sh, sw) != (1, 1), (dh, dw) != (1, 1)
+    first = ("first dilate dL/dy, putting stride − 1 zeros between its pixels (in [brackets]: "
+             "no window started there), since the flipped-kernel rule alone holds only at "
+             "stride 1. Then " if strided else "")
+    text = [
+        f"Doing step 4 for every pixel at once: {first}pad dL/dy on every side with "
+        + ("dilation·" if dilated else "") + f"(K − 1) zeros ({span_h - 1} row(s), "
+        f"{span_w - 1} column(s): the full convolution) and slide the flipped kernel over it"
+        + (f" with dilation {dh},{dw}" if dilated else "")
+        + ". That gives dL/d(padded x); dropping the rows and columns that were padding, "
+        "in (parentheses), leaves dL/dx."
+        + (" The last rows or columns, which no window reached, get 0."
+           if g.used_size != g.padded_size else ""),
+        "The im2col route agrees: dL/dX_col = dL/dy · Wᵀ, and col2im adds each row back where "
+        "its window came from.",
+    ]
+    if s.many:
+        text.insert(1, (
+            f"With channels the flip also swaps them: w is (O, C/groups, KH, KW) = "
+            f"{a['w'].shape} and w_flipped is (C, O/groups, KH, KW) = {a['w_flipped'].shape}, "
+            "w_flipped[c, o] = w[o, c] rotated 180°: the backward convolution maps the "
+            "gradient's output channels back to the input channels"
+            + (" (within each group)" if s.groups > 1 else "") + "."))
+    return Step("5. dL/dx for all pixels: a full convolution with the flipped kernel",
+                text, _input_grids(s))
+
+
+def _input_grids(s: Scene) -> list[Grid]:
+    """Step 5's grids: w, w_flipped, dL/dy padded (inserted zeros marked), dL/d(padded x),
+    dL/dx."""
+    a, g = s.a, s.geometry
+    (oh, ow), (sh, sw) = g.output_size, g.stride
+    span_h, span_w = g.dilated_kernel_size
+    c, pi, pj = s.pixel
+    top, _, left, _ = g.pad
+    gradient = (slice(span_h - 1, span_h - 1 + (oh - 1) * sh + 1),
+                slice(span_w - 1, span_w - 1 + (ow - 1) * sw + 1))
+    full_mask = np.ones(a["dL/dy_padded"].shape[2:], bool)
+    full_mask[gradient] = False
+    inserted = np.zeros_like(full_mask)
+    inserted[gradient] = True
+    inserted[span_h - 1 :: sh, span_w - 1 :: sw][:oh, :ow] = False
+    grids = kernel_grids("w", a["w"], s.names)
+    grids += kernel_grids("w_flipped", a["w_flipped"], s.names, flipped=True)
+    grids += channel_grids("dL/dy, " + ("dilated and " if (sh, sw) != (1, 1) else "")
+                           + "padded", a["dL/dy_padded"][0], dim=full_mask,
+                           focus=(span_h - 1, span_w - 1), prefix="o")
+    if inserted.any():
+        for grid in grids[-min(a["w"].shape[0], MAX_CHANNEL_GRIDS):]:
+            grid.mark = inserted          # inserted zeros: drawn in brackets, see the legend
+    grids += channel_grids("dL/d(padded x)", a["dL/dx_padded"][0], dim=s.pad_mask,
+                           focus=(pi + top, pj + left), symbol="")
+    p_cell = np.zeros(g.input_size, bool)
+    p_cell[pi, pj] = True
+    grids += channel_grids("dL/dx", a["dL/dx_flipped"][0], mark=p_cell, focus=(pi, pj))
+    return grids
+
+
+def conclusion_step(s: Scene) -> Step:
+    """6. Forward is a convolution; backward is a convolution with the flipped kernel."""
+    return Step("6. Conclusion", [
+        "Forward is a convolution: y = x ⋆ w, or with im2col one matrix product "
+        "Y = X_col · W. The weight gradient is the xᵀ product: dL/dw = X_colᵀ · dL/dy.",
+        "Backward is also a convolution, with the flipped kernel: dL/dx = dL/dy ⋆ w_flipped, "
+        "a full convolution" + (", after dilating dL/dy by the stride"
+                                if s.geometry.stride != (1, 1) else "")
+        + ". Every equality above, checked:",
+    ])

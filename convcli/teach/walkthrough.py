@@ -1,0 +1,69 @@
+"""walkthrough(): the article's argument on real numbers, as a Walkthrough of six checked steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..conv import conv2d
+from ..errors import InputError
+from ..geometry import pair, resolve
+from .arrays import compute
+from .model import CLAIMS, Walkthrough, verify
+from .steps import steps
+
+ARTICLE_KERNEL = np.array([[1.0, 2.0], [3.0, 4.0]])   # [[a, b], [c, d]]
+ARTICLE_PADDING = (1, 0, 1, 0)                         # at top and left: y keeps x's size
+
+
+def walkthrough(x: Any = None, w: Any = None, *, stride: Any = 1, padding: Any = None,
+                dilation: Any = 1, groups: int = 1, pixel: Any = None, seed: int = 0,
+                grad_output: Any = None) -> Walkthrough:
+    """The article's argument on real numbers.
+
+    x: (H, W), (C, H, W) or (1, C, H, W); default a 4×4 of seeded integers 1..5 (no zeros, so
+    the padding stands out). w: (KH, KW) or (O, C/groups, KH, KW); default [[1, 2], [3, 4]].
+    padding: as conv2d; default (1, 0, 1, 0) for a 2×2 kernel (the article), "same" otherwise.
+    pixel: (i, j) or (c, i, j) of p in x; default (0, 0, 0). grad_output: dL/dy (1, O, OH, OW);
+    default seeded random integers in ±1..3 (never all ones: that hides bugs).
+    """
+    rng = np.random.default_rng(seed)
+    w = np.asarray(ARTICLE_KERNEL if w is None else w, dtype=float)
+    w = w.reshape((1, 1) + w.shape) if w.ndim == 2 else w
+    if w.ndim != 4:
+        raise InputError(f"the kernel must be (KH, KW) or (O, C, KH, KW), got shape {w.shape}")
+    spans = tuple(d * (k - 1) + 1 for d, k in zip(pair(dilation, "dilation"), w.shape[2:]))
+    if x is None:
+        side = max(4, *spans)
+        x = rng.integers(1, 6, size=(1, w.shape[1] * groups, side, side))
+    x = np.asarray(x, dtype=float)
+    x = x.reshape((1,) * (4 - x.ndim) + x.shape) if x.ndim in (2, 3) else x
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise InputError(f"the image must be (H, W), (C, H, W) or (1, C, H, W), got {x.shape}")
+    if padding is None:
+        padding = ARTICLE_PADDING if spans == (2, 2) else "same"
+    geometry = resolve(x.shape[2:], w.shape[2:], stride=stride, padding=padding,
+                       dilation=dilation)
+    y = conv2d(x, w, groups=groups, **geometry.options())          # validates shapes too
+    if grad_output is None:
+        grad_output = rng.choice([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0], size=y.shape)
+    grad_output = np.asarray(grad_output, dtype=float).reshape(y.shape)
+    p = _pixel(pixel, x.shape)
+    arrays = compute(x, w, grad_output, geometry, groups, p)
+    checks = verify(arrays)
+    walk_steps = steps(arrays, geometry, groups, p)
+    for (index, *_), check in zip(CLAIMS, checks):
+        walk_steps[index].checks.append(check)
+    walk_steps[-1].checks = list(checks)
+    return Walkthrough(walk_steps, arrays, p, groups, geometry, checks)
+
+
+def _pixel(pixel: Any, x_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(i, j) or (c, i, j) inside x -> (c, i, j)."""
+    values = (0, 0, 0) if pixel is None else tuple(int(v) for v in pixel)
+    values = (0,) + values if len(values) == 2 else values
+    if len(values) != 3 or not all(0 <= p < n for p, n in zip(values, x_shape[1:])):
+        raise InputError(f"pixel must be I,J (or C,I,J) inside x of shape (C, H, W) = "
+                         f"{x_shape[1:]}, got {pixel}")
+    return values[0], values[1], values[2]
