@@ -131,8 +131,9 @@ def peak_extra_mib(function) -> float:
     """The largest amount of memory NumPy allocated during function(), beyond what was live,
     counting the scratch buffers that convcli keeps between calls (dropped first: this thread's,
     and the one-channel pool's, whose threads end)."""
-    import convcli.depthwise
     import convcli.scratch
+
+    import convcli.depthwise
 
     convcli.scratch._kept.buffer = None
     for pool in convcli.depthwise._pools.values():

@@ -195,7 +195,7 @@ def run_gradcheck(spec: ProblemSpec | None = None, *, samples: int | None = None
     """The built-in suite (spec None: every coordinate) or the user's problem (`samples`
     coordinates of each tensor, 200 by default; b is the problem's bias or zeros)."""
     start = time.perf_counter()
-    settings = dict(seed=seed, eps=eps, atol=atol, rtol=rtol, dtype=dtype, progress=progress)
+    settings = {"seed": seed, "eps": eps, "atol": atol, "rtol": rtol, "dtype": dtype, "progress": progress}
     if spec is None:
         return GradcheckResult(None, run_suite(**settings), time.perf_counter() - start)
     problem = load_problem(spec)

@@ -34,11 +34,24 @@ from numpy.typing import NDArray
 
 from . import depthwise
 from .chunking import DEFAULT_MEMORY_BUDGET, Chunk, run
-from .columns import (col2im_t_add, columns_t, pad_input, per_group_weights, rows_t,
-                      split_groups, store_rows_t)
+from .columns import (
+    col2im_t_add,
+    columns_t,
+    pad_input,
+    per_group_weights,
+    rows_t,
+    split_groups,
+    store_rows_t,
+)
 from .errors import InputError
 from .geometry import Geometry
-from .validate import as_float, check_budget, check_conv, check_grad_output, check_x_shape
+from .validate import (
+    as_float,
+    check_budget,
+    check_conv,
+    check_grad_output,
+    check_x_shape,
+)
 
 Array = NDArray[Any]
 Route = Literal["auto", "col2im", "flipped"]

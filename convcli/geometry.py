@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import InputError
 
@@ -20,7 +20,7 @@ PADDING_FORMS = ("an int, an (h, w) pair, a (top, bottom, left, right) 4-tuple o
                  "'valid', 'same', 'full'")
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """An integer that is not a bool (True is not a stride)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 

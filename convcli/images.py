@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -30,7 +31,8 @@ class LoadedImage:
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def load_image(path, *, gray=False, dtype=np.float64, max_pixels=None) -> LoadedImage:
+def load_image(path: str | os.PathLike[str], *, gray: bool = False,
+               dtype: DTypeLike = np.float64, max_pixels: int | None = None) -> LoadedImage:
     """A picture (8/16-bit -> [0, 1]) or a .npy of shape (H, W), (C, H, W) or (N, C, H, W)
     -> x (N, C, H, W)."""
     path = Path(path)
@@ -55,13 +57,15 @@ def load_image(path, *, gray=False, dtype=np.float64, max_pixels=None) -> Loaded
     return loaded
 
 
-def _to_gray(x):
+def _to_gray(x: NDArray[Any]) -> NDArray[Any]:
     if x.shape[1] == 3:
-        return np.tensordot(LUMA, x, axes=([0], [1]))[:, None]   # (N, 1, H, W)
-    return x.mean(axis=1, keepdims=True)
+        gray: NDArray[Any] = np.tensordot(LUMA, x, axes=([0], [1]))[:, None]   # (N, 1, H, W)
+        return gray
+    mean: NDArray[Any] = x.mean(axis=1, keepdims=True)
+    return mean
 
 
-def _load_picture(path: Path, max_pixels) -> LoadedImage:
+def _load_picture(path: Path, max_pixels: int | None) -> LoadedImage:
     limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     saved_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = limit
@@ -98,17 +102,18 @@ def _load_picture(path: Path, max_pixels) -> LoadedImage:
         Image.MAX_IMAGE_PIXELS = saved_limit
 
 
-def _raw_mode(image) -> str:
+def _raw_mode(image: Image.Image) -> str:
     """The file's own pixel layout, e.g. "RGB;16B" for a 48-bit PNG Pillow shows as RGB."""
-    if not image.tile:
+    tile = getattr(image, "tile", None)      # ImageFile's, not every Image's
+    if not tile:
         return ""
-    args = image.tile[0][3]
+    args = tile[0][3]
     if isinstance(args, tuple):
         args = args[0] if args else ""
     return args if isinstance(args, str) else ""
 
 
-def _picture_array(image, path: Path) -> LoadedImage:
+def _picture_array(image: Image.Image, path: Path) -> LoadedImage:
     """A Pillow image in any mode -> (1, C, H, W) float64, 8/16-bit scaled to [0, 1]."""
     notes = []
     mode = image.mode

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
 
 from .errors import InputError
 
+Write = Callable[[IO[bytes]], Any]
+"""Fills a binary file with one output."""
+PathLike = str | os.PathLike[str]
 
-def check_output(path, inputs, outputs=(), *, option="--out") -> Path:
+
+def check_output(path: PathLike, inputs: Iterable[Any], outputs: Iterable[Any] = (), *,
+                 option: str = "--out") -> Path:
     """Refuse, before any work, an output that is an input, is another output of the same run,
     or has no folder. option: the CLI option that names this output, for the message."""
     path = Path(path)
@@ -36,14 +44,14 @@ def _same_file(path: Path, other: Path) -> bool:
     return path.resolve() == other.resolve()
 
 
-def write_all(writers) -> None:
+def write_all(writers: Sequence[tuple[PathLike, Write]]) -> None:
     """writers: (path, write) pairs. Each write(file) fills a temporary file in its path's
     folder; only when all have succeeded are they renamed into place, so a failed or
     interrupted run leaves every old file whole."""
-    temporaries = []
+    temporaries: list[tuple[str, Path]] = []
     try:
-        for path, write in writers:
-            path = Path(path)
+        for name, write in writers:
+            path = Path(name)
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                                  suffix=".tmp")
             temporaries.append((temporary, path))
@@ -57,7 +65,7 @@ def write_all(writers) -> None:
             Path(temporary).unlink(missing_ok=True)
 
 
-def write_atomic(path, write) -> None:
+def write_atomic(path: PathLike, write: Write) -> None:
     """write_all for one file."""
     write_all([(path, write)])
 
@@ -68,18 +76,21 @@ def _umask() -> int:
     return mask
 
 
-def npy_writer(array):
+def npy_writer(array: NDArray[Any]) -> Write:
+    """The array as a .npy file."""
     return lambda file: np.save(file, array, allow_pickle=False)
 
 
-def npz_writer(**arrays):
-    return lambda file: np.savez(file, **arrays)
+def npz_writer(**arrays: NDArray[Any]) -> Write:
+    """The named arrays as one .npz file (np.load(path, allow_pickle=False) reads it)."""
+    return lambda file: np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy's stub
 
 
-def png_writer(picture):
-    """picture: a Pillow image."""
+def png_writer(picture: Image.Image) -> Write:
+    """A Pillow image as a PNG."""
     return lambda file: picture.save(file, format="PNG")
 
 
-def text_writer(text: str):
+def text_writer(text: str) -> Write:
+    """Text in UTF-8."""
     return lambda file: file.write(text.encode("utf-8"))

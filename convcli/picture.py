@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
 
 CLIP = "clipped to [0, 1]"
 SIGNED = "signed: 0 is mid grey, ±max|y| are white and black"
 NORMALIZE = "normalized: min..max mapped to 0..255"
 
 
-def choose_mapping(y: np.ndarray, *, zero_sum_kernel: bool, signed_input: bool,
+def choose_mapping(y: NDArray[Any], *, zero_sum_kernel: bool, signed_input: bool,
                    normalize: bool) -> str:
     """Which mapping a picture of y uses. --normalize wins. y with negative values is signed
     when they are meaningful: a zero-sum kernel's output (Sobel, Laplacian), or a signed input.
@@ -21,13 +25,13 @@ def choose_mapping(y: np.ndarray, *, zero_sum_kernel: bool, signed_input: bool,
     return CLIP
 
 
-def zero_sum(w: np.ndarray) -> bool:
+def zero_sum(w: NDArray[Any]) -> bool:
     """Does every output channel's kernel of w (O, C/g, KH, KW) sum to 0 (a derivative)?"""
     sums = np.abs(w.reshape(w.shape[0], -1).sum(axis=1))
     return bool(np.all(sums <= 1e-9 * max(1.0, float(np.abs(w).max()))))
 
 
-def layout(y: np.ndarray) -> str:
+def layout(y: NDArray[Any]) -> str:
     """How to_picture lays out y's channels."""
     channels = y.shape[1]
     if channels == 3:
@@ -35,11 +39,9 @@ def layout(y: np.ndarray) -> str:
     return "grey" if channels == 1 else f"{channels} channels side by side, grey"
 
 
-def to_picture(y: np.ndarray, mapping: str):
+def to_picture(y: NDArray[Any], mapping: str) -> Image.Image:
     """y (N, C, H, W) -> a Pillow image of the first batch item: grey for C = 1, RGB for C = 3,
     otherwise the channels side by side in grey."""
-    from PIL import Image
-
     image = np.asarray(y[0], dtype=np.float64)                # (C, H, W)
     finite = image[np.isfinite(image)]
     if mapping == NORMALIZE:

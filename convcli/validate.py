@@ -101,7 +101,7 @@ def check_budget(memory_budget: object) -> int:
     """memory_budget: a positive int number of bytes."""
     if not is_int(memory_budget):
         raise InputError(f"memory_budget must be an int number of bytes, got {memory_budget!r}")
-    budget = int(memory_budget)  # type: ignore[call-overload]
+    budget = int(memory_budget)
     if budget < 1:
         raise InputError(f"memory_budget must be >= 1 byte, got {memory_budget!r}")
     return budget

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -36,16 +36,16 @@ def backward(
     gray: opt.Gray = False,
     dtype: opt.Precision = opt.DType.float64,
     max_pixels: opt.MaxPixels = None,
-    grad_output: Annotated[Optional[Path], typer.Option(
+    grad_output: Annotated[Path | None, typer.Option(
         help="dL/dy as a .npy of y's shape (N, O, OH, OW); replaces --loss.")] = None,
     loss: Annotated[Loss, typer.Option(
         help="sum: L = Σy, so dL/dy = 1; mse: L = ½‖y − T‖², so dL/dy = y − T (needs --target).")
     ] = Loss.sum,
-    target: Annotated[Optional[Path], typer.Option(
+    target: Annotated[Path | None, typer.Option(
         help="T for --loss mse: an image or .npy of y's shape.")] = None,
-    out: Annotated[Optional[Path], opt.out_option(
+    out: Annotated[Path | None, opt.out_option(
         "the .npz (default: IMAGE.backward.npz beside the image)")] = None,
-    png_dx: Annotated[Optional[Path], typer.Option(
+    png_dx: Annotated[Path | None, typer.Option(
         help="Also write a picture of dL/dx (mapped around mid grey when signed).")] = None,
     memory_budget: opt.MemoryBudget = 256,
     json_output: opt.Json = False,

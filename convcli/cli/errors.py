@@ -5,11 +5,11 @@ line on stderr and exit 2; anything else is convcli's bug, exit 1 with "internal
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
-import importlib
 import typer
 import typer.core
 from rich.console import Console
@@ -34,7 +34,8 @@ def fail(message: str, code: int = 2) -> NoReturn:
 # Typer >= 0.20 carries its own copy of Click (typer.core._click); older ones use click itself.
 _click: Any = getattr(typer.core, "_click", None) or importlib.import_module("click")
 UsageError: type[Exception] = _click.exceptions.UsageError
-NoArgsIsHelpError: type[Exception] = getattr(_click.exceptions, "NoArgsIsHelpError", type(None))
+NoArgsIsHelpError: type[Exception] = getattr(_click.exceptions, "NoArgsIsHelpError",
+                                             type("NeverRaised", (Exception,), {}))
 
 
 def usage_error(error: Any) -> NoReturn:
@@ -63,7 +64,7 @@ def handle_errors(command: Command) -> Command:
             fail(str(error).replace("\n", " "))
         except KeyboardInterrupt:
             fail("interrupted; no output file was changed", 130)
-        except Exception as error:  # noqa: BLE001 - the last line of defence
+        except Exception as error:
             if debugging():
                 raise
             fail(f"internal error: {type(error).__name__}: {error} (run with --debug for "

@@ -6,7 +6,7 @@ import io
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -39,13 +39,13 @@ EXAMPLE = ("Examples: convcli explain;  convcli explain --stride 2 --pixel 2,2; 
 
 @handle_errors
 def explain(
-    image: Annotated[Optional[Path], typer.Option(
+    image: Annotated[Path | None, typer.Option(
         help="x: a picture or .npy, as for forward (default: seeded integers 1..5).")] = None,
-    kernel: Annotated[Optional[str], typer.Option(
+    kernel: Annotated[str | None, typer.Option(
         help="w: a preset, inline matrix, text file or .npy, as for forward (default: "
         "\"1 2; 3 4\"). A 2-D kernel on a colour image is applied to each channel.")] = None,
     stride: opt.Stride = "1",
-    padding: Annotated[Optional[str], typer.Option(
+    padding: Annotated[str | None, typer.Option(
         help="Padding: same, valid, full, N, H,W or T,B,L,R (default: 1,0,1,0 for a 2×2 "
         "kernel, as in the article; same otherwise).")] = None,
     dilation: opt.Dilation = "1",
@@ -55,9 +55,9 @@ def explain(
     seed: Annotated[int, opt.seed_option("the default x and of dL/dy")] = 0,
     step: Annotated[bool, typer.Option(
         "--step", help="Pause after each step until Enter (only on a terminal).")] = False,
-    export: Annotated[Optional[Path], typer.Option(
+    export: Annotated[Path | None, typer.Option(
         help="Also write the walkthrough as .svg, .html or .txt.")] = None,
-    animate: Annotated[Optional[Path], typer.Option(
+    animate: Annotated[Path | None, typer.Option(
         help="Also write a .gif: the kernel sliding over the padded input, then p's "
         "footprint.")] = None,
     json_output: Annotated[bool, typer.Option(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -64,7 +64,7 @@ def fit(
         help="gd (gradient descent) or lstsq (the exact least-squares answer).")] = Method.gd,
     optimizer: Annotated[Optimizer, typer.Option(
         help="adam or sgd (plain gradient descent).")] = Optimizer.adam,
-    lr: Annotated[Optional[float], typer.Option(
+    lr: Annotated[float | None, typer.Option(
         help="Learning rate (default: 0.1 for adam; for sgd, 1 / a bound on the loss's "
         "curvature, so that every step lowers the loss).", show_default=False)] = None,
     steps: Annotated[int, typer.Option(help="The most gradient steps.")] = 3000,
@@ -75,16 +75,16 @@ def fit(
     tol: Annotated[float, typer.Option(
         help="A plateau is the lowest loss falling by less than tol·L over 100 steps: gd then "
         "goes back to its best kernel with lr / 10 (twice), then stops.")] = 1e-9,
-    true_kernel: Annotated[Optional[str], typer.Option(
+    true_kernel: Annotated[str | None, typer.Option(
         help="The kernel that made TARGET, if known (any KERNEL forward accepts): shown beside "
         "the learned one, with the max abs error.", show_default=False)] = None,
     gray: opt.Gray = False,
     max_pixels: opt.MaxPixels = None,
-    out: Annotated[Optional[Path], opt.out_option(
+    out: Annotated[Path | None, opt.out_option(
         "the learned kernel: a text file forward reads back, or .npy if the name ends in .npy "
         "(default: TARGET.kernel.txt beside the target; .npy when the kernel has more than one "
         "input channel, which text cannot hold)")] = None,
-    plot: Annotated[Optional[Path], typer.Option(
+    plot: Annotated[Path | None, typer.Option(
         help="Also draw the loss per step (log scale) as a PNG.", show_default=False)] = None,
     json_output: opt.Json = False,
     quiet: opt.Quiet = False,
@@ -166,6 +166,6 @@ def difference_rows(result: FitResult, differences: dict[str, float | None]) -> 
         rows.append(("vs lstsq", f"max |w − w_lstsq| = {differences['weight_vs_lstsq']:.3g}"
                      + (f", max |b − b_lstsq| = {bias:.3g}" if bias is not None else "")))
     if result.true_weight is not None:
-        rows.append(("vs true", f"max |w − w_true| = {differences['weight_vs_true']:.3g}  "
-                                f"({result.true_source})"))
+        rows.append(("vs true", (f"max |w − w_true| = {differences['weight_vs_true']:.3g}  "
+                                f"({result.true_source})")))
     return tuple(rows)

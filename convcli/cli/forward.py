@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -29,9 +29,9 @@ def forward(
     gray: opt.Gray = False,
     dtype: opt.Precision = opt.DType.float64,
     max_pixels: opt.MaxPixels = None,
-    out: Annotated[Optional[Path], opt.out_option(
+    out: Annotated[Path | None, opt.out_option(
         "y (N, O, OH, OW) as .npy (default: IMAGE.forward.npy beside the image)")] = None,
-    png: Annotated[Optional[Path], typer.Option(
+    png: Annotated[Path | None, typer.Option(
         help="Also write a picture of y: clipped to [0, 1], or, for a zero-sum kernel (Sobel, "
         "Laplacian) with negative output, mapped around mid grey (0 = grey).")] = None,
     normalize: Annotated[bool, typer.Option(
@@ -62,8 +62,8 @@ def facts(result: api.ForwardResult) -> list[Fact]:
         summary.kernel_fact(problem.w, problem.kernel_source, problem.groups, problem.x.shape[1]),
         summary.geometry_fact(problem.geometry, problem.groups, problem.spec.padding_text()),
         Fact("output", {"shape": list(y.shape), "dtype": str(y.dtype), "range": y_range},
-             (("output", f"{summary.shape_text(y)}  range {summary.range_text(y_range)}  "
-                         f"(input range {summary.range_text(x_range)})"),)),
+             (("output", (f"{summary.shape_text(y)}  range {summary.range_text(y_range)}  "
+                         f"(input range {summary.range_text(x_range)})")),)),
         summary.time_fact(result.seconds),
         Fact("picture", result.mapping,
              (("picture", f"{result.mapping}; {picture.layout(y)}"),) if result.mapping else ()),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -36,29 +36,27 @@ EXAMPLE = ("Examples: convcli gradcheck  (the built-in suite, as CI runs it);  "
 
 @handle_errors
 def gradcheck(
-    image: Annotated[Optional[Path], typer.Argument(
+    ctx: typer.Context,
+    image: Annotated[Path | None, typer.Argument(
         metavar="[IMAGE]", help="Check your own case: a picture or .npy, as for forward. "
         "Without IMAGE and KERNEL, run the built-in suite.", show_default=False)] = None,
-    kernel: Annotated[Optional[str], typer.Argument(
+    kernel: Annotated[str | None, typer.Argument(
         metavar="[KERNEL]", help="The kernel, as for forward.", show_default=False)] = None,
-    stride: opt.Stride = None,
-    padding: Annotated[Optional[str], typer.Option(
-        help="Padding: same (the default), valid, full, N, H,W or T,B,L,R.")] = None,
-    dilation: opt.Dilation = None,
+    stride: opt.Stride = "1",
+    padding: opt.Padding = "same",
+    dilation: opt.Dilation = "1",
     groups: opt.Groups = None,
-    bias: Annotated[Optional[str], typer.Option(
-        help="b: one number, or one per output channel (default 0; dL/db is checked either "
-        "way).")] = None,
+    bias: opt.Bias = None,
     gray: opt.Gray = False,
     max_pixels: opt.MaxPixels = None,
-    samples: Annotated[Optional[int], typer.Option(
+    samples: Annotated[int | None, typer.Option(
         help="Coordinates of each of x, w, b to check (chosen at random, always with the "
         "corners and border pixels); default 200. The suite checks every coordinate.")] = None,
-    eps: Annotated[Optional[float], typer.Option(
+    eps: Annotated[float | None, typer.Option(
         help="Central-difference step (default 1e-6; float32: 0.1).")] = None,
-    atol: Annotated[Optional[float], typer.Option(
+    atol: Annotated[float | None, typer.Option(
         help="Absolute tolerance (default 1e-5; float32: 1e-2).")] = None,
-    rtol: Annotated[Optional[float], typer.Option(
+    rtol: Annotated[float | None, typer.Option(
         help="Relative tolerance (default 1e-3; float32: 3e-3).")] = None,
     seed: Annotated[int, opt.seed_option("g = dL/dy, the data and the samples")] = 0,
     dtype: Annotated[opt.DType, typer.Option(
@@ -67,18 +65,20 @@ def gradcheck(
     json_output: opt.Json = False,
     quiet: opt.Quiet = False,
 ) -> None:
-    """Prove dL/dx, dL/dw and dL/db by finite differences (the method: HELP)."""
+    """Prove dL/dx, dL/dw and dL/db by finite differences (the method: HELP).
+
+    With IMAGE KERNEL, b is --bias (0 by default; dL/db is checked either way).
+    """
     spec = None
     if image is None:
-        _refuse_case_options(stride=stride, padding=padding, dilation=dilation, groups=groups,
-                             bias=bias, gray=gray or None, max_pixels=max_pixels,
-                             samples=samples, kernel=kernel)
+        _refuse_case_options(ctx, ["stride", "padding", "dilation", "groups", "bias", "gray",
+                                   "max_pixels", "samples"])
     else:
         if kernel is None:
             raise InputError("give a KERNEL after IMAGE (or neither, for the built-in suite)")
-        spec = opt.problem(image, kernel, stride=stride or "1", padding=padding or "same",
-                           dilation=dilation or "1", groups=groups, bias=bias, gray=gray,
-                           dtype=dtype, max_pixels=max_pixels)
+        spec = opt.problem(image, kernel, stride=stride, padding=padding, dilation=dilation,
+                           groups=groups, bias=bias, gray=gray, dtype=dtype,
+                           max_pixels=max_pixels)
     bar = LateProgress(stderr(), "gradcheck", enabled=not (quiet or json_output))
     try:
         result = api.run_gradcheck(spec, samples=samples, seed=seed, eps=eps, atol=atol,
@@ -90,10 +90,11 @@ def gradcheck(
         raise typer.Exit(1)
 
 
-def _refuse_case_options(**given: object) -> None:
+def _refuse_case_options(ctx: typer.Context, names: list[str]) -> None:
     """The built-in suite has its own configurations: options for IMAGE KERNEL are refused."""
-    names = [f"--{name.replace('_', '-')}" for name, value in given.items()
-             if value is not None and name != "kernel"]
+    source = ctx.get_parameter_source
+    names = [f"--{name.replace('_', '-')}" for name in names
+             if (found := source(name)) is not None and found.name != "DEFAULT"]
     if names:
         raise InputError(f"{', '.join(names)} {'applies' if len(names) == 1 else 'apply'}"
                          " to IMAGE KERNEL; the built-in suite has its own configurations")

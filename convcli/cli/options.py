@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -23,14 +23,14 @@ Stride = Annotated[str, typer.Option(help="Stride: N or H,W.")]
 Dilation = Annotated[str, typer.Option(help="Dilation: N or H,W (1 = none, as in PyTorch).")]
 Padding = Annotated[str, typer.Option(
     help="Padding: same, valid, full, N, H,W or T,B,L,R (top, bottom, left, right).")]
-Groups = Annotated[Optional[int], typer.Option(
+Groups = Annotated[int | None, typer.Option(
     help="Groups for a 4-D (O, C/groups, KH, KW) kernel (default: C divided by the kernel's C).")]
-Bias = Annotated[Optional[str], typer.Option(
+Bias = Annotated[str | None, typer.Option(
     help="Bias: one number, or one per output channel (a,b,c).")]
 Gray = Annotated[bool, typer.Option("--gray", help="Convert the image to one channel (luma).")]
 Precision = Annotated[DType, typer.Option(
     "--dtype", help="float64 (the default: a reference tool) or float32.")]
-MaxPixels = Annotated[Optional[int], typer.Option(
+MaxPixels = Annotated[int | None, typer.Option(
     help="Raise Pillow's decompression-bomb limit (89,478,485 pixels) for a file you trust.")]
 MemoryBudget = Annotated[float, typer.Option(
     help="MiB of scratch for pieces of the im2col matrix (it is never built whole).")]

@@ -94,8 +94,8 @@ def geometry_fact(geometry: Geometry, groups: int, padding_option: str) -> Fact:
              "padding": dict(zip(("top", "bottom", "left", "right"), geometry.pad)),
              "groups": groups}
     return Fact("geometry", value, (
-        ("padding", f"top {top}, bottom {bottom}, left {left}, right {right}  "
-                    f"(--padding {padding_option})"),
+        ("padding", (f"top {top}, bottom {bottom}, left {left}, right {right}  "
+                    f"(--padding {padding_option})")),
         ("stride", f"{sh}, {sw}  dilation {dh}, {dw}")))
 
 

@@ -163,6 +163,6 @@ def _kernel_writer(result: FitResult, image: Path, out: Path, gray: bool,
     if found.bias is not None:
         command += " --bias " + ",".join(repr(float(v)) for v in found.bias)
     o, _, kh, kw = found.weight.shape
-    comments = [f"learned by convcli fit ({found.method}): w {o}×1×{kh}×{kw}, cross-correlation "
-                f"weights (not flipped), loss {result.best_loss:.4g}", f"apply it: {command}"]
+    comments = [(f"learned by convcli fit ({found.method}): w {o}×1×{kh}×{kw}, cross-correlation "
+                f"weights (not flipped), loss {result.best_loss:.4g}"), f"apply it: {command}"]
     return outputs.text_writer(kernels.format_kernel_text(found.weight, comments))

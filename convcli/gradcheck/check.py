@@ -3,8 +3,6 @@ the adjoint identity and (for convcli's own backward) its two dL/dx routes."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..conv import conv2d, conv2d_backward, grad_input_col2im, grad_input_flipped
@@ -55,7 +53,7 @@ def check_case(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, sampl
     """
     dtype, eps, atol, rtol, warnings = settings(dtype, eps, atol, rtol)
     report = Report([], dtype, seed, eps, atol, rtol, warnings)
-    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    options = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     rng = np.random.default_rng(seed)
     _check_into(report, name, x, w, b, options, backward, rng, samples, progress)
     return report
@@ -76,9 +74,9 @@ def _check_into(report, name, x, w, b, options, backward, rng, samples, progress
                        padding=options["padding"], dilation=options["dilation"])
     groups = options["groups"]
     g = rng.standard_normal(y.shape).astype(dtype)  # random, non-uniform dL/dy
-    report.configurations[name] = dict(
-        x_shape=x.shape, w_shape=w.shape, bias=b is not None, stride=geometry.stride,
-        pad=geometry.pad, dilation=geometry.dilation, groups=groups, y_shape=y.shape)
+    report.configurations[name] = {
+        "x_shape": x.shape, "w_shape": w.shape, "bias": b is not None, "stride": geometry.stride,
+        "pad": geometry.pad, "dilation": geometry.dilation, "groups": groups, "y_shape": y.shape}
 
     backward = conv2d_backward if backward is None else backward
     analytic = backward(g.copy(), x.copy(), w.copy(), **options)

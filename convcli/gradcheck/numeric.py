@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any
 
 import numpy as np
 
@@ -42,7 +41,8 @@ def sample_coordinates(shape, samples, rng) -> np.ndarray:
         for row, col in ((height // 2, width // 2),
                          (int(rng.integers(height)), int(rng.integers(width)))):
             forced += [point(0, col), point(height - 1, col), point(row, 0), point(row, width - 1)]
-    flat = list(dict.fromkeys(np.ravel_multi_index(np.array(forced).T, shape).tolist()))
+    flat: list[int] = list(dict.fromkeys(
+        np.ravel_multi_index(np.array(forced).T, shape).ravel().tolist()))
     wanted = max(samples, len(flat))
     chosen = set(flat)
     while len(flat) < wanted:

@@ -14,11 +14,32 @@ a terminal, SVG/HTML/text exports) and render_gif.py (the animation). Nothing bu
 draws or prints.
 """
 
-from .arrays import compute, flipped_footprint, slide, weight_matrix, weights_from_matrix
+from .arrays import (
+           compute,
+           flipped_footprint,
+           slide,
+           weight_matrix,
+           weights_from_matrix,
+)
 from .model import CLAIMS, Check, Grid, Step, Walkthrough, verify
 from .text import fmt, tap_names
 from .walkthrough import ARTICLE_KERNEL, ARTICLE_PADDING, walkthrough
 
-__all__ = ["ARTICLE_KERNEL", "ARTICLE_PADDING", "CLAIMS", "Check", "Grid", "Step",
-           "Walkthrough", "compute", "flipped_footprint", "fmt", "slide", "tap_names", "verify",
-           "weight_matrix", "weights_from_matrix", "walkthrough"]
+__all__ = [
+           "ARTICLE_KERNEL",
+           "ARTICLE_PADDING",
+           "CLAIMS",
+           "Check",
+           "Grid",
+           "Step",
+           "Walkthrough",
+           "compute",
+           "flipped_footprint",
+           "fmt",
+           "slide",
+           "tap_names",
+           "verify",
+           "walkthrough",
+           "weight_matrix",
+           "weights_from_matrix",
+]

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import numpy as np
 
 from ..columns import col2im, im2col, pad_input
 from ..conv import conv2d, conv2d_backward, dilate, flip_kernel
-from ..geometry import Geometry
 
 
 def compute(x, w, grad_output, geometry, groups, pixel) -> dict[str, np.ndarray]:
     """Every array of the walkthrough, each claim computed by two routes. Shapes as the module
     docstring; the pixel's arrays ("dy/dp", "footprint") have y's shape (1, O, OH, OW)."""
-    top, bottom, left, right = geometry.pad
+    top, _, left, _ = geometry.pad
     kernel_size, stride, dilation = geometry.kernel_size, geometry.stride, geometry.dilation
-    options = dict(stride=stride, padding=geometry.pad, dilation=dilation)
+    options = {"stride": stride, "padding": geometry.pad, "dilation": dilation}
     n, channels, height, width = x.shape
     out_channels = w.shape[0]
     oh, ow = geometry.output_size

@@ -4,9 +4,10 @@ steps and the Walkthrough that holds them. Nothing here computes a convolution o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+
+from ..geometry import Geometry
 
 MAX_CHANNEL_GRIDS = 4                                  # channels drawn per array; --json has all
 
@@ -76,7 +77,7 @@ class Walkthrough:
     arrays: dict[str, np.ndarray]
     pixel: tuple[int, int, int]          # (c, i, j) of p in x
     groups: int
-    geometry: object                     # convcli.Geometry
+    geometry: Geometry
     checks: list[Check]
 
     def to_json(self) -> dict:

@@ -26,7 +26,7 @@ INK, PAPER, GREY, PAD = (20, 20, 20), (255, 255, 255), (150, 150, 150), (232, 23
 WINDOW, TOUCH, DONE = (214, 40, 40), (30, 90, 200), (222, 235, 255)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _font(size):
     for name in ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
         try:

@@ -13,7 +13,7 @@ import numpy as np
 from rich import box
 from rich.cells import cell_len
 from rich.columns import Columns
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -34,7 +34,7 @@ def render(walk: Walkthrough, console: Console, *, pause=None) -> None:
 def step_panel(step: Step, width: int) -> Panel:
     """One step: its paragraphs, a legend if needed, its tables side by side, its checks."""
     inner = max(20, width - 4)                       # the Panel's border and padding take 4
-    parts = [Text(paragraph) for paragraph in step.paragraphs]
+    parts: list[RenderableType] = [Text(paragraph) for paragraph in step.paragraphs]
     legend = []
     if any(g.dim is not None and g.dim.any() and g.symbol for g in step.grids):
         legend.append("· padding (zero)")
@@ -109,14 +109,13 @@ def grid_table(grid: Grid, max_width: int) -> Table:
     return table
 
 
-def _table(grid, row_span, col_span) -> Table:
+def _table(grid: Grid, row_span: tuple[int, int], col_span: tuple[int, int]) -> Table:
     (r0, r1), (c0, c1) = row_span, col_span
-    values = np.asarray(grid.values)
-    values = values.reshape(values.shape + (1,) * (2 - values.ndim))
-    rows, cols = values.shape
+    shape = np.shape(grid.values)
+    rows, cols = shape[0], (shape[1] if len(shape) > 1 else 1)
     body = cols - grid.pin_last
     shown_rows, shown_cols = np.arange(r0, r1), np.r_[c0:c1, body:cols]
-    cells = dict(zip([(i, j) for i in shown_rows for j in shown_cols],
+    cells = dict(zip([(int(i), int(j)) for i in shown_rows for j in shown_cols],
                      _cells(grid, shown_rows, shown_cols).ravel()))
     cropped = (r0, r1, c0, c1) != (0, rows, 0, body)
     caption = Text(f"cropped from {rows}×{cols}") if cropped else None
@@ -170,10 +169,10 @@ def _format(values: np.ndarray) -> np.ndarray:
     whole = finite.size == 0 or bool(np.all(finite == np.round(finite)))
     out = np.empty(values.shape, dtype=object)
     for index, v in np.ndenumerate(values):
-        out[index] = ("" if not np.isfinite(v) else
-                      (f"{v:.0f}" if whole else f"{v:.2f}").replace("-", "−"))
-        if out[index].startswith("−") and not out[index].strip("−0."):
-            out[index] = out[index][1:]                         # −0.00 -> 0.00
+        text = "" if not np.isfinite(v) else (f"{v:.0f}" if whole else f"{v:.2f}").replace("-", "−")
+        if text.startswith("−") and not text.strip("−0."):
+            text = text[1:]                                     # −0.00 -> 0.00
+        out[index] = text
     return out
 
 

@@ -10,8 +10,8 @@ from typing import Any
 from .. import kernels, outputs
 from ..images import load_image
 from ..validate import check_suffix
-from .walkthrough import ARTICLE_KERNEL, walkthrough
 from .model import Walkthrough
+from .walkthrough import ARTICLE_KERNEL, walkthrough
 
 EXPORTS = (".svg", ".html", ".txt")
 

@@ -12,7 +12,15 @@ from ..geometry import Geometry
 from .arrays import flipped_footprint
 from .grids import channel_grids, inside_row, kernel_grids
 from .model import MAX_CHANNEL_GRIDS, Grid, Step
-from .text import MAX_LISTED, fmt, geometry_text, list_text, matrix_text, sum_text, tap_names
+from .text import (
+    MAX_LISTED,
+    fmt,
+    geometry_text,
+    list_text,
+    matrix_text,
+    sum_text,
+    tap_names,
+)
 
 
 @dataclass(frozen=True)
@@ -106,12 +114,12 @@ def im2col_step(s: Scene) -> Step:
                   + (", zero outside its group" if s.groups > 1 else "") + ")"
                   if out_channels > 1 else "")
     text = [
-        f"im2col copies each window into one row of X_col: {oh * ow} rows (one per output "
+        (f"im2col copies each window into one row of X_col: {oh * ow} rows (one per output "
         f"pixel) × {channels * kh * kw} columns (one per kernel tap, named by the weight it "
         "meets). The whole convolution is then one matrix product, Y = X_col · W, where W is "
-        f"the kernel read row by row{per_output}.",
-        f"The last column{'s are' if out_channels > 1 else ' is'} X_col · W; reshaped to "
-        f"{oh}×{ow} it is step 1's y.",
+        f"the kernel read row by row{per_output}."),
+        (f"The last column{'s are' if out_channels > 1 else ' is'} X_col · W; reshaped to "
+        f"{oh}×{ow} it is step 1's y."),
     ]
     grids = [Grid("X_col | X_col · W", table, rows, columns + out_names, focus=(0, 0),
                   pin_last=out_channels, max_rows=16),
@@ -132,10 +140,10 @@ def weight_step(s: Scene) -> Step:
               for n in names]
     products = [f"{x}·{n}" for x, n in zip(symbols, w_syms)]
     text = [
-        f"One output first, as in the article: y({row_i},{row_j}) = {sum_text(products)}, "
+        (f"One output first, as in the article: y({row_i},{row_j}) = {sum_text(products)}, "
         f"with ({list_text(symbols)}) = ({list_text([fmt(v) for v in xs])}), row "
         f"y({row_i},{row_j}) of X_col. So ∂y/∂w = ({list_text(symbols)}) = xᵀ: each weight's "
-        "derivative is the input it multiplied.",
+        "derivative is the input it multiplied."),
         "Every output adds its own xᵀ, weighted by dL/dy at that output (here seeded random "
         "integers): dL/dw = Σ dL/dy(i,j) · xᵀ(i,j) = X_colᵀ · dL/dy, the transposed matrix "
         "times the vector" + (" (shown for output channel o0; the others are alike)"
@@ -193,8 +201,8 @@ def pixel_step(s: Scene) -> Step:
            if g.stride != (1, 1) else "")
         + (", across every output channel of p's group: w_flipped[c, o] = w[o, c] rotated "
            "180°" if out_channels > 1 else "") + ".",
-        f"So by the chain rule dL/dp = Σ dL/dy · (what p was multiplied by) = "
-        f"{sum_text(chain)} = {fmt(a['dL/dp'])}, which is dL/dx at p.",
+        (f"So by the chain rule dL/dp = Σ dL/dy · (what p was multiplied by) = "
+        f"{sum_text(chain)} = {fmt(a['dL/dp'])}, which is dL/dx at p."),
     ]
     grids = channel_grids("x, with p", a["x_padded"][0], dim=s.pad_mask, mark=p_mark,
                           focus=(pi + top, pj + left), only=[c] if channels > 1 else None)
@@ -225,8 +233,8 @@ def input_step(s: Scene) -> Step:
         "in (parentheses), leaves dL/dx."
         + (" The last rows or columns, which no window reached, get 0."
            if g.used_size != g.padded_size else ""),
-        "The im2col route agrees: dL/dX_col = dL/dy · Wᵀ, and col2im adds each row back where "
-        "its window came from.",
+        ("The im2col route agrees: dL/dX_col = dL/dy · Wᵀ, and col2im adds each row back where "
+        "its window came from."),
     ]
     if s.many:
         text.insert(1, (
@@ -245,7 +253,7 @@ def _input_grids(s: Scene) -> list[Grid]:
     a, g = s.a, s.geometry
     (oh, ow), (sh, sw) = g.output_size, g.stride
     span_h, span_w = g.dilated_kernel_size
-    c, pi, pj = s.pixel
+    _, pi, pj = s.pixel
     top, _, left, _ = g.pad
     gradient = (slice(span_h - 1, span_h - 1 + (oh - 1) * sh + 1),
                 slice(span_w - 1, span_w - 1 + (ow - 1) * sw + 1))
@@ -273,8 +281,8 @@ def _input_grids(s: Scene) -> list[Grid]:
 def conclusion_step(s: Scene) -> Step:
     """6. Forward is a convolution; backward is a convolution with the flipped kernel."""
     return Step("6. Conclusion", [
-        "Forward is a convolution: y = x ⋆ w, or with im2col one matrix product "
-        "Y = X_col · W. The weight gradient is the xᵀ product: dL/dw = X_colᵀ · dL/dy.",
+        ("Forward is a convolution: y = x ⋆ w, or with im2col one matrix product "
+        "Y = X_col · W. The weight gradient is the xᵀ product: dL/dw = X_colᵀ · dL/dy."),
         "Backward is also a convolution, with the flipped kernel: dL/dx = dL/dy ⋆ w_flipped, "
         "a full convolution" + (", after dilating dL/dy by the stride"
                                 if s.geometry.stride != (1, 1) else "")

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ..geometry import Geometry
-
 MAX_LISTED = 9                                         # terms written out in a sum
 
 
@@ -21,7 +17,7 @@ def fmt(value, factor=False) -> str:
     it is a negative factor of a product (factor=True)."""
     value = float(value)
     whole = value == round(value) and abs(value) < 1e12
-    text = str(int(round(value))) if whole else f"{value:.3g}"
+    text = str(round(value)) if whole else f"{value:.3g}"
     text = text.replace("-", "−")
     return f"({text})" if factor and value < 0 else text
 

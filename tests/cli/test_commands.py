@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from convcli import conv2d, conv2d_backward
+from convcli import conv2d, conv2d_backward, outputs
 from convcli.cli import app
-from convcli import outputs
 from convcli.outputs import write_atomic
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -315,8 +314,8 @@ def test_internal_error_exits_1_and_debug_shows_traceback(small, monkeypatch):
     result = CliRunner().invoke(app, ["forward", "x.npy", "box3"])
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        "error: internal error: RuntimeError: boom (run with --debug for the traceback, and "
-        "please report it)"]
+        ("error: internal error: RuntimeError: boom (run with --debug for the traceback, and "
+        "please report it)")]
     result = CliRunner().invoke(app, ["--debug", "forward", "x.npy", "box3"])
     assert isinstance(result.exception, RuntimeError)
     assert not (small / "x.forward.npy").exists()
@@ -340,14 +339,14 @@ def test_installed_script_and_python_m(tmp_path):
     env = dict(os.environ, COLUMNS="100")
     out = tmp_path / "cam.npy"
     done = subprocess.run(["convcli", "forward", str(SAMPLES / "camera.png"), "box3", "--out",
-                           str(out), "--json"], capture_output=True, text=True, env=env)
+                           str(out), "--json"], capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["output"]["shape"] == [1, 1, 512, 512]
     done = subprocess.run([sys.executable, "-m", "convcli", "--version"], capture_output=True,
-                          text=True)
+                          text=True, check=False)
     assert done.stdout.strip() == "convcli 0.1.0"
     done = subprocess.run(["convcli", "forward", str(tmp_path / "nope.png"), "box3"],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=env, check=False)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 

@@ -5,13 +5,10 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from tests.configs import CONFIGS, make
-from tests.reference import conv2d_backward_loop, conv2d_loop
 
-
+import convcli.chunking
 import convcli.conv
 import convcli.depthwise
-import convcli.chunking
 from convcli import (
     conv2d,
     conv2d_backward,
@@ -20,9 +17,11 @@ from convcli import (
     im2col,
 )
 from convcli.chunking import chunks
-from convcli.geometry import resolve
 from convcli.columns import col2im_t_add, columns_t, pad_input
 from convcli.errors import InputError
+from convcli.geometry import resolve
+from tests.configs import CONFIGS, make
+from tests.reference import conv2d_backward_loop, conv2d_loop
 
 IDS = [c[0] for c in CONFIGS]
 HUGE = 2**40

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from tests.configs import CONFIGS
 
 from convcli import col2im, conv2d, im2col
 from convcli.errors import InputError
+from tests.configs import CONFIGS
 
 
 def test_im2col_rows_are_windows_in_c_kh_kw_order():

@@ -3,12 +3,12 @@ finite differences, adjoint identities and (when installed) PyTorch."""
 
 import numpy as np
 import pytest
-from tests.configs import CONFIGS, make
-from tests.reference import conv2d_backward_loop, conv2d_loop, numerical_gradient
 
 import convcli
 from convcli import conv2d, conv2d_backward, grad_input_col2im, grad_input_flipped
 from convcli.errors import InputError
+from tests.configs import CONFIGS, make
+from tests.reference import conv2d_backward_loop, conv2d_loop, numerical_gradient
 
 IDS = [c[0] for c in CONFIGS]
 
@@ -18,7 +18,7 @@ IDS = [c[0] for c in CONFIGS]
 A, B, C, D = 2.0, -1.0, 3.0, 5.0
 KERNEL = np.array([[A, B], [C, D]])
 X = np.array([[1.0, 2.0, 0.0, 1.0], [3.0, 1.0, 2.0, 2.0], [0.0, 1.0, 4.0, 1.0], [2.0, 0.0, 1.0, 3.0]])
-ARTICLE = dict(padding=(1, 0, 1, 0))
+ARTICLE = {"padding": (1, 0, 1, 0)}
 
 
 def test_article_forward_by_hand():
@@ -160,7 +160,7 @@ def test_nan_and_inf_propagate():
     y = conv2d(x, np.ones((1, 1, 2, 2)))
     assert np.isnan(y[0, 0, :2, :2]).all() and np.isinf(y[0, 0, 2, 2])
     assert y[0, 0, 0, 2] == 0.0
-    dx, dw, db = conv2d_backward(np.ones_like(y), x, np.ones((1, 1, 2, 2)))
+    dx, dw, _ = conv2d_backward(np.ones_like(y), x, np.ones((1, 1, 2, 2)))
     assert np.isnan(dw).all() and np.isfinite(dx).all()
 
 

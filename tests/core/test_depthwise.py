@@ -8,12 +8,11 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from tests.reference import conv2d_backward_loop, conv2d_loop
 
-from convcli import conv2d, conv2d_backward, depthwise, im2col
-from convcli import chunking
-from convcli.validate import check_conv
+from convcli import chunking, conv2d, conv2d_backward, depthwise, im2col
 from convcli.chunking import chunks
+from convcli.validate import check_conv
+from tests.reference import conv2d_backward_loop, conv2d_loop
 
 # (x shape, w shape, options); all have one input channel per group and horizontal stride 1
 CASES = [

@@ -2,25 +2,25 @@
 
 import pytest
 
-from convcli.geometry import pair, resolve
 from convcli.errors import InputError
+from convcli.geometry import pair, resolve
 
 
 @pytest.mark.parametrize(
     "size, kernel, options, pad, out",
     [
-        ((4, 4), (2, 2), dict(padding=(1, 0, 1, 0)), (1, 0, 1, 0), (4, 4)),
-        ((5, 6), (3, 3), dict(padding=1), (1, 1, 1, 1), (5, 6)),
-        ((5, 6), (3, 3), dict(padding=(2, 0)), (2, 2, 0, 0), (7, 4)),
-        ((5, 6), (3, 3), dict(padding="valid"), (0, 0, 0, 0), (3, 4)),
+        ((4, 4), (2, 2), {"padding": (1, 0, 1, 0)}, (1, 0, 1, 0), (4, 4)),
+        ((5, 6), (3, 3), {"padding": 1}, (1, 1, 1, 1), (5, 6)),
+        ((5, 6), (3, 3), {"padding": (2, 0)}, (2, 2, 0, 0), (7, 4)),
+        ((5, 6), (3, 3), {"padding": "valid"}, (0, 0, 0, 0), (3, 4)),
         # same with an even kernel: total 1, the extra row/column at bottom/right
-        ((5, 6), (2, 4), dict(padding="same"), (0, 1, 1, 2), (5, 6)),
+        ((5, 6), (2, 4), {"padding": "same"}, (0, 1, 1, 2), (5, 6)),
         # same with stride 2: out = ceil(7/2) = 4, total = 3·2 + 3 - 7 = 2
-        ((7, 8), (3, 3), dict(padding="same", stride=2), (1, 1, 0, 1), (4, 4)),
+        ((7, 8), (3, 3), {"padding": "same", "stride": 2}, (1, 1, 0, 1), (4, 4)),
         # same never pads negatively: stride 3, kernel 1 -> total max(0, 3·1+1-6) = 0
-        ((6, 6), (1, 1), dict(padding="same", stride=3), (0, 0, 0, 0), (2, 2)),
-        ((5, 6), (3, 2), dict(padding="full", dilation=(2, 1)), (4, 4, 1, 1), (9, 7)),
-        ((9, 8), (3, 3), dict(stride=2), (0, 0, 0, 0), (4, 3)),
+        ((6, 6), (1, 1), {"padding": "same", "stride": 3}, (0, 0, 0, 0), (2, 2)),
+        ((5, 6), (3, 2), {"padding": "full", "dilation": (2, 1)}, (4, 4, 1, 1), (9, 7)),
+        ((9, 8), (3, 3), {"stride": 2}, (0, 0, 0, 0), (4, 3)),
     ],
 )
 def test_resolve(size, kernel, options, pad, out):

@@ -3,9 +3,9 @@
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.reference import conv2d_backward_loop, conv2d_loop, explicit_padding
 
 from convcli import conv2d, conv2d_backward, grad_input_col2im, grad_input_flipped
+from tests.reference import conv2d_backward_loop, conv2d_loop, explicit_padding
 
 
 @st.composite
@@ -37,7 +37,7 @@ def conv_case(draw):
     x = rng.standard_normal((n, cg * groups, h, w))
     weight = rng.standard_normal((og * groups, cg, kh, kw))
     bias = rng.standard_normal(og * groups)
-    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    options = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     return x, weight, bias, options, rng
 
 

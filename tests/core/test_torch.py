@@ -3,10 +3,10 @@ installed (the runtime never imports it)."""
 
 import numpy as np
 import pytest
-from tests.configs import CONFIGS
-from tests.reference import explicit_padding
 
 from convcli import conv2d, conv2d_backward
+from tests.configs import CONFIGS
+from tests.reference import explicit_padding
 
 torch = pytest.importorskip("torch")
 

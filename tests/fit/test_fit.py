@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from convcli import conv2d
 from convcli.cli import app
+from convcli.errors import InputError
 from convcli.fit import fit, loss, safe_sgd_lr
 from convcli.fit.solve import STEPS
 from convcli.images import LUMA, load_image
 from convcli.kernels import preset
-from convcli.errors import InputError
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 # camera.png rows 448:512, columns 320:384: grass and a tripod foot. Texture pins every kernel
@@ -231,7 +231,7 @@ def test_lstsq_in_pieces_equals_one_solve_on_the_whole_im2col():
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 4, 9, 8))
     t = rng.standard_normal((2, 6, 5, 6))                          # conv2d's output shape
-    options = dict(stride=(2, 1), padding=(1, 1, 2, 0), dilation=(1, 2))
+    options = {"stride": (2, 1), "padding": (1, 1, 2, 0), "dilation": (1, 2)}
     cols = im2col(x, 3, **options)                                  # (M, 4·9)
     targets = t.transpose(0, 2, 3, 1).reshape(len(cols), 6)
     for chunk_bytes in (1, 8 * 6 * 36 * 3, 10**9):                  # one row, 3 rows, all

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 import convcli.gradcheck.check
 from convcli.cli import app
-from convcli.gradcheck import SUITE
 from convcli.cli.progress import LateProgress
+from convcli.gradcheck import SUITE
 
 
 def run(*args, expect=0):

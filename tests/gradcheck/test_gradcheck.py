@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from tests.reference import numerical_gradient
 
 from convcli import conv2d, conv2d_backward, grad_input_flipped, resolve
 from convcli.errors import InputError
@@ -20,6 +19,7 @@ from convcli.gradcheck import (
     run_suite,
     sample_coordinates,
 )
+from tests.reference import numerical_gradient
 
 
 def tap_backward(grad_output, x, w, *, stride=1, padding=0, dilation=1, groups=1, bug=None):
@@ -257,7 +257,7 @@ def test_sampled_check_finds_a_border_bug_on_a_large_image(damage):
             dx[..., -1, :] = 0.0  # as if the bottom padding were lost
         return dx, dw, db
 
-    options = dict(padding="same", groups=2, samples=20)
+    options = {"padding": "same", "groups": 2, "samples": 20}
     report = check_case(x, w, b, backward=backward, **options)
     assert "grad_input" in {t for _, t in failing(report)} <= {"grad_input", ADJOINT}
     dx_result = report.results[0]
@@ -316,12 +316,12 @@ def test_nan_and_wrong_shapes_fail_without_crashing():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(dtype="float16"), "dtype must be"),
-    (dict(eps=0), "eps must be"),
-    (dict(atol=-1), "atol must be"),
-    (dict(atol=0, rtol=0), "cannot both be 0"),
-    (dict(samples=0), "samples must be >= 1"),
-    (dict(stride=0), "stride must be >= 1"),
+    ({"dtype": "float16"}, "dtype must be"),
+    ({"eps": 0}, "eps must be"),
+    ({"atol": -1}, "atol must be"),
+    ({"atol": 0, "rtol": 0}, "cannot both be 0"),
+    ({"samples": 0}, "samples must be >= 1"),
+    ({"stride": 0}, "stride must be >= 1"),
 ])
 def test_bad_settings_raise(kwargs, message):
     with pytest.raises(InputError, match=message):

@@ -13,10 +13,10 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from convcli import conv2d, conv2d_backward, flip_kernel, im2col
-from convcli.teach import arrays as explain_arrays
-from convcli.teach.render_gif import frames
 from convcli.cli import app
 from convcli.teach import CLAIMS, verify, walkthrough
+from convcli.teach import arrays as explain_arrays
+from convcli.teach.render_gif import frames
 from convcli.teach.render_rich import render
 
 COLOR = re.compile(r"\x1b\[[0-9;]*(3[0-9]|9[0-7])[;m]")     # a foreground colour code
@@ -75,7 +75,7 @@ def test_json_arrays_are_the_core_results(args, stride, dilation):
     data = json.loads(run("--json", *args).stdout)
     a = {name: np.array(value) for name, value in data["arrays"].items()}
     x, w, dy, pad = a["x"], a["w"], a["dL/dy"], tuple(data["geometry"]["padding"])
-    options = dict(stride=stride, padding=pad, dilation=dilation)
+    options = {"stride": stride, "padding": pad, "dilation": dilation}
     assert x.shape == (1, 1, 4, 4) and w.shape == (1, 1, 2, 2)
     assert np.all(dy != 0) and len(np.unique(dy)) > 1          # a random, non-uniform dL/dy
     np.testing.assert_array_equal(a["padding"], pad)
@@ -114,7 +114,7 @@ def test_tables_show_the_core_numbers():
     """The default walkthrough's y, dL/dw and dL/dx tables, row by row, in the printed text."""
     walk = walkthrough()
     x, w, dy = walk.arrays["x"], walk.arrays["w"], walk.arrays["dL/dy"]
-    options = dict(padding=(1, 0, 1, 0))
+    options = {"padding": (1, 0, 1, 0)}
     dx, dw, _ = conv2d_backward(dy, x, w, **options)
     text = text_of(walk)
     for array in (conv2d(x, w, **options)[0, 0], dw[0, 0], dx[0, 0]):
