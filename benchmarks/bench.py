@@ -46,7 +46,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from convcli import conv2d, conv2d_backward
-from convcli.conv import DEFAULT_MEMORY_BUDGET
+from convcli.chunking import DEFAULT_MEMORY_BUDGET
 from convcli.geometry import resolve
 
 

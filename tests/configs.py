@@ -27,6 +27,10 @@ CONFIGS = [
     ("depthwise multiplier 2 stride 2", (2, 2, 7, 7), (4, 1, 3, 2), {"groups": 2, "stride": 2}),
     ("O = 1 many channels", (1, 5, 6, 6), (1, 5, 3, 3), {"padding": 1}),
     ("C = 1 many outputs", (2, 1, 6, 6), (5, 1, 2, 2), {}),
+    # Output rows of >= 64 pixels at horizontal stride 1 with one channel per group: the
+    # depthwise.py route (conv2d and dL/dw), which the small cases above never reach.
+    ("depthwise wide, depthwise.py route", (1, 2, 5, 70), (2, 1, 3, 3), {"groups": 2, "padding": "same"}),
+    ("grey wide dilated", (2, 1, 4, 68), (1, 1, 2, 3), {"padding": (1, 0, 0, 1), "dilation": (1, 2)}),
 ]
 
 

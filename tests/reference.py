@@ -41,10 +41,11 @@ def _setup(x, w, stride, padding, dilation):
     return x_pad, stride, dilation, (top, left), (oh, ow)
 
 
-def _window(n, i, j, channels, stride, dilation, kernel):
-    rows = i * stride[0] + dilation[0] * np.arange(kernel[0])
-    cols = j * stride[1] + dilation[1] * np.arange(kernel[1])
-    return np.ix_([n], channels, rows, cols)
+def _window(n, i, j, first, count, stride, dilation, kernel):
+    """x_pad[n, first : first + count, rows, cols] with rows i·sh + kh·dh, cols j·sw + kw·dw."""
+    rows = slice(i * stride[0], i * stride[0] + dilation[0] * (kernel[0] - 1) + 1, dilation[0])
+    cols = slice(j * stride[1], j * stride[1] + dilation[1] * (kernel[1] - 1) + 1, dilation[1])
+    return n, slice(first, first + count), rows, cols
 
 
 def conv2d_loop(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
@@ -56,10 +57,10 @@ def conv2d_loop(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     y = np.zeros((n_batch, out_channels, oh, ow))
     for n in range(n_batch):
         for o in range(out_channels):
-            channels = np.arange(cg) + (o // og) * cg
+            first = (o // og) * cg
             for i in range(oh):
                 for j in range(ow):
-                    window = x_pad[_window(n, i, j, channels, stride, dilation, w.shape[2:])][0]
+                    window = x_pad[_window(n, i, j, first, cg, stride, dilation, w.shape[2:])]
                     y[n, o, i, j] = np.sum(window * w[o]) + (0.0 if b is None else b[o])
     return y
 
@@ -75,13 +76,13 @@ def conv2d_backward_loop(grad_output, x, w, stride=1, padding=0, dilation=1, gro
     cg = w.shape[1]
     for n in range(x.shape[0]):
         for o in range(w.shape[0]):
-            channels = np.arange(cg) + (o // og) * cg
+            first = (o // og) * cg
             for i in range(oh):
                 for j in range(ow):
-                    index = _window(n, i, j, channels, stride, dilation, w.shape[2:])
+                    index = _window(n, i, j, first, cg, stride, dilation, w.shape[2:])
                     grad = grad_output[n, o, i, j]
-                    grad_x_pad[index] += grad * w[o][None]
-                    grad_w[o] += grad * x_pad[index][0]
+                    grad_x_pad[index] += grad * w[o]
+                    grad_w[o] += grad * x_pad[index]
     h, width = x.shape[2:]
     grad_x = grad_x_pad[:, :, top : top + h, left : left + width]
     return grad_x, grad_w, grad_output.sum(axis=(0, 2, 3))

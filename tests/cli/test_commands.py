@@ -335,6 +335,7 @@ def test_interrupted_write_leaves_old_file_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["y.npy"]      # no temporary file left
 
 
+@pytest.mark.slow
 def test_installed_script_and_python_m(tmp_path):
     env = dict(os.environ, COLUMNS="100")
     out = tmp_path / "cam.npy"
@@ -472,3 +473,33 @@ def test_all_nan_input_reports_no_finite_values(tmp_path):
     assert "range no finite values" in result.stdout
     assert result.stderr == ""                              # no NumPy "All-NaN slice" warning
     assert np.isnan(np.load(tmp_path / "y.npy")).all()
+
+
+@pytest.mark.parametrize("error", [ValueError, TypeError])
+@pytest.mark.parametrize("args", [("forward", "x.npy", "box3"), ("backward", "x.npy", "box3"),
+                                  ("gradcheck", "x.npy", "box3"), ("explain",)])
+def test_a_bug_deep_in_the_core_is_ours_not_the_users(small, monkeypatch, args, error):
+    """A ValueError or TypeError from NumPy-level code is no user mistake: exit 1, "please report"."""
+    monkeypatch.chdir(small)
+
+    def broken(*a, **k):
+        raise error("operands could not be broadcast together")
+
+    monkeypatch.setattr("convcli.columns.windows_t", broken)
+    monkeypatch.setattr("convcli.columns.windows", broken)
+    before = sorted(p.name for p in small.iterdir())
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: internal error: {error.__name__}: operands could not")
+    assert "please report it" in line
+    assert sorted(p.name for p in small.iterdir()) == before            # nothing written
+
+
+def test_submodules_are_modules():
+    """No lazy-import trick: the module convcli.columns and the function convcli.im2col differ."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", "import convcli.columns as m; print(m.__name__)"],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout == "convcli.columns\n"

@@ -78,7 +78,11 @@ def test_chunks_split_windows_and_items(monkeypatch, rng):
     y = run(x, w, None, {"padding": 1}, budget=3 * (72 + 70) * 8 + 2 * 72 * 8)
     np.testing.assert_allclose(y, conv2d_loop(x, w, padding=1), rtol=1e-12, atol=1e-12)
     (plan,) = made
-    assert {r.stop - r.start for _, r in plan} == {2, 3} and len(plan) == 3 * 4
+    # By hand: the budget less the halo holds 3 output rows, so each item's 10 rows go in
+    # ceil(10 / 3) = 4 runs as even as can be, cut at 10·k // 4: 0, 2, 5, 7, 10.
+    runs = [(0, 2), (2, 5), (5, 7), (7, 10)]
+    assert [(i.start, i.stop, r.start, r.stop) for i, r in plan] == [
+        (item, item + 1, start, stop) for item in range(3) for start, stop in runs]
 
 
 @pytest.mark.parametrize("x_shape, w_shape, options", [
@@ -86,6 +90,7 @@ def test_chunks_split_windows_and_items(monkeypatch, rng):
     ((1, 1, 300, 200), (1, 1, 3, 3), {"padding": "same", "dilation": (60, 1)}),   # tall windows
     ((4, 2, 60, 70), (2, 1, 5, 5), {"padding": 2, "groups": 2}),                  # whole items
 ])
+@pytest.mark.slow                          # tracemalloc over 27 cases
 @pytest.mark.parametrize("budget", [2**14, 2**16, 2**18])
 def test_scratch_stays_within_budget(x_shape, w_shape, options, budget, monkeypatch, rng):
     """Scratch (the padded rows and partial sums) within the budget, the kernel's extra rows
@@ -244,3 +249,15 @@ def test_threads_default_to_the_cpus_we_may_use(monkeypatch):
         monkeypatch.setenv(name, "not a number")
     monkeypatch.setattr(chunking.os, "sched_getaffinity", lambda pid: {0, 1, 5}, raising=False)
     assert chunking.threads() == 3
+
+
+def test_the_shared_configurations_reach_this_route():
+    """tests/configs.py's wide cases are there to run depthwise.py through every shared test."""
+    from convcli.geometry import resolve
+    from tests.configs import CONFIGS
+
+    reached = [name for name, x_shape, w_shape, options in CONFIGS
+               if depthwise.suits(w_shape, options.get("groups", 1),
+                                  resolve(x_shape[2:], w_shape[2:], **{k: v for k, v in options.items()
+                                                                      if k != "groups"}))]
+    assert reached == ["depthwise wide, depthwise.py route", "grey wide dilated"]

@@ -162,6 +162,7 @@ def test_progress_bar_only_on_a_terminal_after_a_second(monkeypatch, terminal, e
     assert bar.bar is None
 
 
+@pytest.mark.slow
 def test_installed_script_exit_code():
     done = subprocess.run([sys.executable, "-m", "convcli", "gradcheck", "--quiet"],
                           capture_output=True, text=True, timeout=120, check=False)

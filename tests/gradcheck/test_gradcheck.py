@@ -275,7 +275,8 @@ def test_user_case_reports_counts_and_is_reproducible():
     assert report.passed
     assert [(r.tensor, r.checked) for r in report.results] == [
         ("grad_input", 50), ("grad_weight", 50), (ROUTES, x.size), (ADJOINT, 1)]
-    assert calls[0] == (1, 102) and calls[-1] == (102, 102)  # 100 coordinates + 2 steps
+    total = 50 + 50 + 2          # 50 sampled coordinates each of dx and dw, then two whole checks
+    assert calls[0] == (1, total) and calls[-1] == (total, total)
     again = check_case(x, w, stride=2, padding=2, samples=50, seed=7)
     assert again.to_dict() == report.to_dict()
 

@@ -93,6 +93,7 @@ def test_json_arrays_are_the_core_results(args, stride, dilation):
     assert all(check["ok"] for check in data["checks"]) and len(data["checks"]) == len(CLAIMS)
 
 
+@pytest.mark.slow
 def test_json_of_a_three_channel_image(three_channels):
     image, kernel = three_channels
     data = json.loads(run("--image", image, "--kernel", kernel, "--pixel", "1,2,3",
@@ -171,6 +172,7 @@ def test_stride_2_walkthrough_dilates_dy_and_passes():
     assert walk.arrays["dL/dy_dilated"][0, 0, 1].tolist() == [0, 0, 0]
 
 
+@pytest.mark.slow
 def test_three_channel_walkthrough_swaps_channels_and_passes(three_channels):
     image, kernel = three_channels
     output = prose(run("--image", image, "--kernel", kernel, "--pixel", "2,4,5").stdout)
@@ -178,6 +180,7 @@ def test_three_channel_walkthrough_swaps_channels_and_passes(three_channels):
     assert "the flip also swaps them" in output and "(3, 2, 2, 2)" in output
 
 
+@pytest.mark.slow
 def test_a_2d_kernel_on_a_colour_image_is_depthwise(tmp_path, rng):
     image = tmp_path / "rgb.npy"
     np.save(image, rng.random((3, 6, 5)))
@@ -185,6 +188,7 @@ def test_a_2d_kernel_on_a_colour_image_is_depthwise(tmp_path, rng):
     assert data["geometry"]["groups"] == 3 and all(c["ok"] for c in data["checks"])
 
 
+@pytest.mark.slow                                     # a 64×64 image, rendered three times
 @pytest.mark.parametrize("args", [(), ("--stride", 3, "--dilation", 2, "--pixel", "30,40"),
                                   ("--kernel", "gaussian5", "--pixel", "0,2,59")])
 def test_80_columns_and_large_inputs_are_cropped(args, tmp_path, rng):
@@ -196,6 +200,7 @@ def test_80_columns_and_large_inputs_are_cropped(args, tmp_path, rng):
     assert "✗" not in output
 
 
+@pytest.mark.slow
 def test_no_color_still_marks_the_highlighted_cells():
     walk = walkthrough()
     text = text_of(walk, force_terminal=True, no_color=True)
@@ -228,6 +233,7 @@ def test_export_with_json_still_writes_the_walkthrough(tmp_path):
     assert data["checks"] and "1. Setup" in path.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_gif_has_one_frame_per_output_pixel_and_the_footprint(tmp_path):
     path = tmp_path / "walk.gif"
     run("--animate", path)
@@ -238,6 +244,7 @@ def test_gif_has_one_frame_per_output_pixel_and_the_footprint(tmp_path):
     assert len(frames(walkthrough(np.ones((30, 30))))) == 6 * 6 + 1   # cropped to 6×6
 
 
+@pytest.mark.slow
 def test_step_pauses_only_on_a_terminal():
     pauses = []
     render(walkthrough(), Console(file=io.StringIO()), pause=lambda: pauses.append(1))
