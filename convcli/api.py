@@ -28,17 +28,33 @@ from .conv import conv2d, conv2d_backward
 from .errors import InputError
 from .files import load_array
 from .fit.run import FitResult, run_fit
-from .gradcheck import Report, check_case, run_suite
+from .gradcheck import Report, check_case, grade_answers, run_suite, write_suite_cases
+from .gradcheck.answers import check_folder, write_cases
+from .gradcheck.data import from_arrays
 from .images import load_image
 from .problem import Problem, ProblemSpec, load_problem
 from .teach.run import ExplainResult, run_explain
+from .validate import float_dtype
 
 Array = NDArray[Any]
 Progress = Callable[..., None]
 
-__all__ = ["BackwardResult", "ExplainResult", "FitResult", "ForwardResult", "GradcheckResult",
-           "ProblemSpec", "run_backward", "run_explain", "run_fit", "run_forward",
-           "run_gradcheck", "value_range"]
+__all__ = [
+    "BackwardResult",
+    "ExplainResult",
+    "FitResult",
+    "ForwardResult",
+    "GradcheckResult",
+    "ProblemSpec",
+    "grade_gradcheck_answers",
+    "run_backward",
+    "run_explain",
+    "run_fit",
+    "run_forward",
+    "run_gradcheck",
+    "value_range",
+    "write_gradcheck_cases",
+]
 
 
 def value_range(array: Array) -> tuple[float, float] | None:
@@ -188,19 +204,52 @@ class GradcheckResult:
     seconds: float
 
 
-def run_gradcheck(spec: ProblemSpec | None = None, *, samples: int | None = None, seed: int = 0,
+def run_gradcheck(spec: ProblemSpec | None = None, *, backward: Callable[..., Any] | None = None,
+                  forward: Callable[..., Any] | None = None,
+                  cases: list[str] | None = None, samples: int | None = None, seed: int = 0,
                   eps: float | None = None, atol: float | None = None,
                   rtol: float | None = None, dtype: str = "float64",
-                  progress: Progress | None = None) -> GradcheckResult:
-    """The built-in suite (spec None: every coordinate) or the user's problem (`samples`
-    coordinates of each tensor, 200 by default; b is the problem's bias or zeros)."""
+                  progress: Progress | None = None, debug: bool = False) -> GradcheckResult:
+    """The built-in suite (spec None: the named cases, or all, every coordinate) or the user's
+    problem (`samples` coordinates of each tensor, 200 by default; b is the problem's bias or
+    zeros), for convcli's backward or the given one (and forward)."""
     start = time.perf_counter()
-    settings = {"seed": seed, "eps": eps, "atol": atol, "rtol": rtol, "dtype": dtype, "progress": progress}
+    settings: dict[str, Any] = {"backward": backward, "forward": forward, "seed": seed,
+                                "eps": eps, "atol": atol, "rtol": rtol, "dtype": dtype,
+                                "progress": progress, "debug": debug}
     if spec is None:
-        return GradcheckResult(None, run_suite(**settings), time.perf_counter() - start)
+        return GradcheckResult(None, run_suite(cases=cases, **settings),
+                               time.perf_counter() - start)
     problem = load_problem(spec)
     b = problem.b if problem.b is not None else np.zeros(problem.w.shape[0], problem.x.dtype)
     report = check_case(problem.x, problem.w, b, name=spec.image.name,
                         samples=200 if samples is None else samples,
                         **problem.conv_options(), **settings)
     return GradcheckResult(problem, report, time.perf_counter() - start)
+
+
+def grade_gradcheck_answers(folder: Path, *, cases: list[str] | None = None,
+                            eps: float | None = None, atol: float | None = None,
+                            rtol: float | None = None, progress: Progress | None = None,
+                            debug: bool = False) -> GradcheckResult:
+    """Grade folder/answers/NAME.npz against the cases written in folder (--write-cases)."""
+    start = time.perf_counter()
+    report = grade_answers(folder, cases=cases, eps=eps, atol=atol, rtol=rtol,
+                           progress=progress, debug=debug)
+    return GradcheckResult(None, report, time.perf_counter() - start)
+
+
+def write_gradcheck_cases(folder: Path, spec: ProblemSpec | None = None, *,
+                          cases: list[str] | None = None, seed: int = 0,
+                          dtype: str = "float64", command: str = "") -> list[Path]:
+    """Write the suite's cases (or the user's problem, b its bias or zeros, g drawn from seed)
+    as .npz files and an index in folder, for an implementation outside Python."""
+    check_folder(folder)
+    if spec is None:
+        return write_suite_cases(folder, cases=cases, seed=seed, dtype=dtype, command=command)
+    problem = load_problem(spec)
+    b = problem.b if problem.b is not None else np.zeros(problem.w.shape[0], problem.x.dtype)
+    data = from_arrays(spec.image.stem, problem.x, problem.w, b, None,
+                       options=problem.conv_options(), rng=np.random.default_rng(seed),
+                       dtype=float_dtype(dtype))
+    return write_cases(folder, [data], command)

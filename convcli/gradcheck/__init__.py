@@ -10,22 +10,28 @@ The method (torch.autograd.gradcheck's, with a loss that cannot hide bugs):
 - An element passes when |analytic − numeric| ≤ atol + rtol·|numeric| (verdicts.py). Per tensor
   the report also gives the max relative error |a − n| / max(1e-12, |a| + |n|).
 - Each configuration also checks the adjoint identity ⟨conv2d(x, w), g⟩ = ⟨x, dL/dx⟩ for the
-  backward under test, and that the two dL/dx routes of convcli (col2im and the flipped-kernel
-  convolution) agree (check.py).
+  backward under test and, for convcli's own backward, that its two dL/dx routes (col2im and
+  the flipped-kernel convolution) agree (routes.py).
+- The implementation under test may be anyone's (calling.py states the convention); whatever it
+  raises or returns becomes a verdict, never a crash. A NotImplementedError skips the case.
 
-The modules: suite.py (the built-in configurations), numeric.py (coordinates and central
-differences), verdicts.py (the rule, Result and Report), check.py (run_suite, check_case),
-render.py (the report as rich tables).
+The modules: suite.py (the built-in configurations), data.py (one configuration's arrays),
+calling.py (calling and vetting user code), numeric.py (coordinates and central differences),
+routes.py (convcli's own routes check), verdicts.py (the rule, Result and Report), work.py
+(progress in units of work), check.py (run_suite, check_case), answers.py (the files of the
+language-agnostic mode), render.py (the report as tables and text).
 """
 
-from .check import check_case, run_suite
+from .calling import load_function
+from .check import check_case, grade_answers, run_suite, write_suite_cases
 from .numeric import sample_coordinates
-from .suite import SUITE, Case
-from .verdicts import ADJOINT, DEFAULTS, ROUTES, TENSORS, Report, Result, Worst
+from .suite import SUITE, Case, select
+from .verdicts import ADJOINT, DEFAULTS, OUTPUT, ROUTES, TENSORS, Report, Result, Worst
 
 __all__ = [
     "ADJOINT",
     "DEFAULTS",
+    "OUTPUT",
     "ROUTES",
     "SUITE",
     "TENSORS",
@@ -34,6 +40,10 @@ __all__ = [
     "Result",
     "Worst",
     "check_case",
+    "grade_answers",
+    "load_function",
     "run_suite",
     "sample_coordinates",
+    "select",
+    "write_suite_cases",
 ]

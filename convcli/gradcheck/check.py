@@ -1,50 +1,80 @@
-"""The check itself: run a backward on a configuration, compare it with the numeric gradients,
-the adjoint identity and (for convcli's own backward) its two dL/dx routes."""
+"""The check itself: run an implementation's backward (and forward) on a configuration and
+compare it with the numeric gradients, the adjoint identity and, for convcli's own backward,
+its two dL/dx routes. Nothing the implementation does stops the run: each problem is a
+failing result."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
-from ..conv import conv2d, conv2d_backward, grad_input_col2im, grad_input_flipped
-from ..errors import InputError
-from ..geometry import resolve
+from ..conv import conv2d, conv2d_backward
+from ..validate import float_dtype
+from .answers import answer_functions, read_cases, write_cases
+from .calling import Function, call, unpack, vet
+from .data import CaseData, from_arrays, from_case
 from .numeric import CentralDifferences, sample_coordinates
-from .suite import SUITE
-from .verdicts import ADJOINT, ROUTES, TENSORS, Report, compare, settings, shape_failure
+from .routes import routes_agree
+from .suite import SUITE, Case, select
+from .verdicts import (
+    ADJOINT,
+    BACKWARD,
+    FORWARD,
+    OUTPUT,
+    TENSORS,
+    Report,
+    compare,
+    failure,
+    settings,
+    skipped,
+)
+from .work import Plan, Work
+
+Progress = Callable[[int, int], None]
 
 
-def run_suite(backward=None, *, seed=0, eps=None, atol=None, rtol=None, dtype="float64",
-              progress=None) -> Report:
-    """Check ``backward`` on every configuration of SUITE, every coordinate of x, w and b.
+def run_suite(backward: Function | None = None, *, forward: Function | None = None,
+              cases: list[str] | tuple[str, ...] | None = None, seed: int = 0,
+              eps: float | None = None, atol: float | None = None, rtol: float | None = None,
+              dtype: str = "float64", progress: Progress | None = None,
+              debug: bool = False) -> Report:
+    """Check ``backward`` (and ``forward``) on the built-in suite, every coordinate of x, w, b.
 
-    backward: a function like ``conv2d_backward``,
-    ``(grad_output, x, w, *, stride, padding, dilation, groups) -> (dx, dw, db)``; default
-    convcli's. eps, atol, rtol: None means the dtype's defaults (float64: 1e-6, 1e-5, 1e-3).
-    progress: an optional ``progress(done, total)`` callback, called after each configuration.
+    backward: ``(grad_output, x, w, *, stride, padding, dilation, groups) -> (dx, dw, db)``
+    (calling.py states the convention); None checks convcli's own, with its routes check.
+    forward: an optional ``(x, w, b, *, stride, padding, dilation, groups) -> y``.
+    cases: names of suite cases (suite.py), None for all. eps, atol, rtol: None means the
+    dtype's defaults (float64: 1e-6, 1e-5, 1e-3). progress(done, total) counts the work.
+    debug: an exception's message in the report carries its traceback.
     """
     dtype, eps, atol, rtol, warnings = settings(dtype, eps, atol, rtol)
     report = Report([], dtype, seed, eps, atol, rtol, warnings)
-    for k, case in enumerate(SUITE):
-        rng = np.random.default_rng([seed, k])
-        x = rng.standard_normal(case.x_shape)
-        w = rng.standard_normal(case.w_shape)
-        b = rng.standard_normal(case.w_shape[0]) if case.bias else None
-        _check_into(report, case.name, x, w, b, case.options, backward, rng, None)
-        if progress is not None:
-            progress(k + 1, len(SUITE))
+    chosen: list[Case] = select(cases)
+    data = [from_case(case, seed, SUITE.index(case), float_dtype(dtype)) for case in chosen]
+    work = Work(progress)
+    plans = [work.plan(d, None, own=backward is None, forward=forward is not None) for d in data]
+    for one, plan in zip(data, plans):
+        check_data(report, one, backward=backward, forward=forward, samples=None,
+                   rng=np.random.default_rng([seed, 10_000]), work=plan, debug=debug)
     return report
 
 
-def check_case(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, samples=None,
-               backward=None, seed=0, eps=None, atol=None, rtol=None, dtype="float64",
-               name="your case", progress=None) -> Report:
-    """Check ``backward`` on one user case: x (N, C, H, W), w (O, C/groups, KH, KW), b (O,) or None.
+def check_case(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
+               dilation: Any = 1, groups: int = 1, samples: int | None = None,
+               backward: Function | None = None, forward: Function | None = None,
+               grad_output: Any = None, seed: int = 0, eps: float | None = None,
+               atol: float | None = None, rtol: float | None = None, dtype: str = "float64",
+               name: str = "your case", progress: Progress | None = None,
+               debug: bool = False) -> Report:
+    """Check ``backward`` (and ``forward``) on one case: x (N, C, H, W), w (O, C/groups,
+    KH, KW), b (O,) or None, grad_output (N, O, OH, OW) or None (then drawn from ``seed``).
 
     samples: None checks every coordinate; K checks K coordinates of each tensor chosen at random
     (seeded), always including the corners and border pixels, so a 512×512 image takes seconds.
-    The data are cast to dtype; g is drawn from ``seed``. Other arguments as in run_suite;
-    progress is called as ``progress(done, total)``; its units are the coordinates, the backward
-    call and the routes check.
+    Non-finite data raise InputError before any checking. Other arguments as in run_suite.
 
     >>> x = np.random.default_rng(0).standard_normal((1, 1, 64, 64))
     >>> report = check_case(x, np.ones((1, 1, 3, 3)), padding="same", samples=20)
@@ -55,80 +85,141 @@ def check_case(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, sampl
     report = Report([], dtype, seed, eps, atol, rtol, warnings)
     options = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
     rng = np.random.default_rng(seed)
-    _check_into(report, name, x, w, b, options, backward, rng, samples, progress)
+    data = from_arrays(name, x, w, b, grad_output, options=options, rng=rng,
+                       dtype=float_dtype(dtype))
+    plan = Work(progress).plan(data, samples, own=backward is None, forward=forward is not None)
+    check_data(report, data, backward=backward, forward=forward, samples=samples, rng=rng,
+               work=plan, debug=debug)
     return report
 
 
-
-def _check_into(report, name, x, w, b, options, backward, rng, samples, progress=None):
-    """Append the five results of one configuration to report."""
-    dtype = np.dtype(report.dtype)
-    x = np.asarray(x, dtype=dtype)
-    w = np.asarray(w, dtype=dtype)
-    b = None if b is None else np.asarray(b, dtype=dtype)
-    options = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, **options}
-    y = conv2d(x, w, **options)  # checks every shape and option; no bias, for the adjoint
-    if b is not None and b.shape != (w.shape[0],):
-        raise InputError(f"b must have shape (O,) = ({w.shape[0]},), got {b.shape}")
-    geometry = resolve(x.shape[2:], w.shape[2:], stride=options["stride"],
-                       padding=options["padding"], dilation=options["dilation"])
-    groups = options["groups"]
-    g = rng.standard_normal(y.shape).astype(dtype)  # random, non-uniform dL/dy
-    report.configurations[name] = {
-        "x_shape": x.shape, "w_shape": w.shape, "bias": b is not None, "stride": geometry.stride,
-        "pad": geometry.pad, "dilation": geometry.dilation, "groups": groups, "y_shape": y.shape}
-
-    backward = conv2d_backward if backward is None else backward
-    analytic = backward(g.copy(), x.copy(), w.copy(), **options)
-    coords = {
-        "grad_input": sample_coordinates(x.shape, samples, rng),
-        "grad_weight": sample_coordinates(w.shape, samples, rng),
-    }
-    if b is not None:
-        coords["grad_bias"] = sample_coordinates(b.shape, samples, rng)
-    total = sum(len(c) for c in coords.values()) + 2  # the coordinates, the backward, the routes
-    done = 0
-
-    def advance(count):
-        nonlocal done
-        done += count
-        if progress is not None:
-            progress(done, total)
-
-    advance(1)
-
-    forward = CentralDifferences(x, w, b, g, geometry, groups, report.eps)
-    numeric_of = {"grad_input": forward.input_differences,
-                  "grad_weight": forward.weight_differences,
-                  "grad_bias": forward.bias_differences}
-    for tensor, got, like in zip(TENSORS, analytic, (x, w, b)):
-        if tensor not in coords:
-            continue
-        got = np.asarray(got)
-        if got.shape != like.shape:
-            report.results.append(shape_failure(name, tensor, got.shape, like.shape))
-            advance(len(coords[tensor]))
-            continue
-        index = coords[tensor]
-        numeric = numeric_of[tensor](index, advance)
-        report.results.append(compare(name, tensor, got[tuple(index.T)], numeric, index,
-                                       like.size, report.atol, report.rtol))
-
-    # The two routes of convcli's own dL/dx must agree element by element.
-    by_col2im = grad_input_col2im(g, x.shape, w, **options)
-    by_flip = grad_input_flipped(g, x.shape, w, **options)
-    report.results.append(compare(name, ROUTES, by_col2im.reshape(-1), by_flip.reshape(-1),
-                                   x.shape, x.size, report.atol, report.rtol))
-    advance(1)
-
-    # Adjoint: <conv2d(x, w), g> = <x, dL/dx>, dx from the backward under test.
-    dx = np.asarray(analytic[0])
-    if dx.shape != x.shape:
-        report.results.append(shape_failure(name, ADJOINT, dx.shape, x.shape))
+def check_data(report: Report, data: CaseData, *, backward: Function | None,
+               forward: Function | None, samples: int | None, rng: np.random.Generator,
+               work: Plan, debug: bool) -> None:
+    """Append one configuration's results to report: y (with a forward), dL/dx, dL/dw, dL/db
+    at the sampled coordinates, the adjoint identity, and (own backward) the routes."""
+    report.configurations[data.name] = data.summary()
+    if forward is not None:
+        report.results.append(_check_forward(data, forward, report, debug))
+    work.advance("forward")
+    y = conv2d(data.x, data.w, **data.options())               # no bias: for the adjoint
+    y_dot_g = float(np.vdot(y.astype(np.float64, copy=False), data.g))
+    del y
+    got = _run_backward(report, data, backward, debug)
+    work.advance("backward")
+    if got is None:
+        work.finish()
         return
-    lhs = np.vdot(y.astype(np.float64), g.astype(np.float64))
-    rhs = np.vdot(x.astype(np.float64), dx.astype(np.float64))
-    report.results.append(compare(name, ADJOINT, np.array([rhs]), np.array([lhs]), (), 1,
-                                   report.atol, report.rtol))
+    coords = {"grad_input": sample_coordinates(data.x.shape, samples, rng),
+              "grad_weight": sample_coordinates(data.w.shape, samples, rng)}
+    if data.b is not None:
+        coords["grad_bias"] = sample_coordinates(data.b.shape, samples, rng)
+    analytic = {tensor: array[tuple(index.T)] for tensor, index in coords.items()
+                if (array := got.get(tensor)) is not None}
+    x_dot_dx = None if got.get("grad_input") is None else float(np.vdot(data.x, got["grad_input"]))
+    del got                                                     # only the samples are kept
+    _compare_numeric(report, data, coords, analytic, work)
+    if backward is None:        # convcli's own: its two dL/dx routes must agree
+        report.results.append(routes_agree(data, report.atol, report.rtol))
+        work.advance("routes")
+    if x_dot_dx is not None:    # <conv2d(x, w), g> = <x, dL/dx>, dx from the backward under test
+        report.results.append(compare(data.name, ADJOINT, np.array([x_dot_dx]),
+                                      np.array([y_dot_g]), (), 1, report.atol, report.rtol))
+    work.finish()
 
 
+def _run_backward(report: Report, data: CaseData, backward: Function | None,
+                  debug: bool) -> dict[str, np.ndarray | None] | None:
+    """The backward's three tensors, each vetted; None when the call itself failed or was
+    skipped (then a result says so). A tensor that failed vetting is None in the dict."""
+    if backward is None:
+        values: list[Any] = list(conv2d_backward(data.g, data.x, data.w, **data.options()))
+    else:
+        outcome = call(backward, data.g.copy(), data.x.copy(), data.w.copy(), debug=debug,
+                       **data.options())
+        if outcome.skipped:
+            report.results.append(skipped(data.name, BACKWARD, outcome.error))
+            return None
+        if outcome.error:
+            report.results.append(failure(data.name, BACKWARD, 0, "raised " + outcome.error,
+                                          outcome.error))
+            return None
+        values, problem = unpack(outcome.value, TENSORS)
+        if problem:
+            report.results.append(failure(data.name, BACKWARD, 0, problem))
+            return None
+    got: dict[str, np.ndarray | None] = {}
+    shapes = {"grad_input": data.x.shape, "grad_weight": data.w.shape,
+              "grad_bias": (data.w.shape[0],)}
+    for tensor, value in zip(TENSORS, values):
+        if tensor == "grad_bias" and data.b is None:
+            continue                  # a case without bias: dL/db is not checked
+        array, problem = vet(value, shapes[tensor])
+        if problem:
+            report.results.append(failure(data.name, tensor, int(np.prod(shapes[tensor])),
+                                          problem))
+        got[tensor] = array
+    return got
+
+
+def _compare_numeric(report: Report, data: CaseData, coords: dict[str, np.ndarray],
+                     analytic: dict[str, np.ndarray], work: Plan) -> None:
+    """Central differences at each tensor's coordinates against the analytic values."""
+    differences = CentralDifferences(data.x, data.w, data.b, data.g, data.geometry, data.groups,
+                                     report.eps)
+    numeric_of = {"grad_input": differences.input_differences,
+                  "grad_weight": differences.weight_differences,
+                  "grad_bias": differences.bias_differences}
+    for tensor, index in coords.items():
+        if tensor not in analytic:
+            work.advance(tensor, len(index))
+            continue
+        numeric = numeric_of[tensor](index, lambda count, t=tensor: work.advance(t, count))
+        size = data.x.size if tensor == "grad_input" else data.w.size if tensor == (
+            "grad_weight") else data.w.shape[0]
+        report.results.append(compare(data.name, tensor, analytic[tensor], numeric, index, size,
+                                      report.atol, report.rtol))
+
+
+def _check_forward(data: CaseData, forward: Function, report: Report, debug: bool):
+    """The forward under test against conv2d(x, w, b), element by element."""
+    outcome = call(forward, data.x.copy(), data.w.copy(),
+                   None if data.b is None else data.b.copy(), debug=debug, **data.options())
+    if outcome.skipped:
+        return skipped(data.name, FORWARD, outcome.error)
+    if outcome.error:
+        return failure(data.name, FORWARD, 0, "raised " + outcome.error, outcome.error)
+    expected = conv2d(data.x, data.w, data.b, **data.options())
+    got, problem = vet(outcome.value, expected.shape)
+    if got is None:
+        return failure(data.name, OUTPUT, expected.size, problem)
+    return compare(data.name, OUTPUT, got.reshape(-1), expected.reshape(-1), expected.shape,
+                   expected.size, report.atol, report.rtol)
+
+
+def grade_answers(folder: Any, *, cases: list[str] | tuple[str, ...] | None = None,
+                  eps: float | None = None, atol: float | None = None,
+                  rtol: float | None = None, progress: Progress | None = None,
+                  debug: bool = False) -> Report:
+    """Grade the answers an implementation in any language wrote into folder/answers/ for the
+    cases of ``write_cases`` (answers.py), with the same rule and report as run_suite."""
+    folder = Path(folder)
+    data = read_cases(folder, cases)
+    dtype, eps, atol, rtol, warnings = settings(data[0].x.dtype.name, eps, atol, rtol)
+    report = Report([], dtype, 0, eps, atol, rtol, warnings)
+    work = Work(progress)
+    plans = [work.plan(d, None, own=False, forward=True) for d in data]
+    for one, plan in zip(data, plans):
+        backward, forward = answer_functions(folder, one.name)
+        check_data(report, one, backward=backward, forward=forward, samples=None,
+                   rng=np.random.default_rng(0), work=plan, debug=debug)
+    return report
+
+
+def write_suite_cases(folder: Any, *, cases: list[str] | tuple[str, ...] | None = None,
+                      seed: int = 0, dtype: str = "float64", command: str = "") -> list[Path]:
+    """Write the suite's cases (all, or those named) for grade_answers; -> the files."""
+    chosen = select(cases)
+    data = [from_case(case, seed, SUITE.index(case), float_dtype(dtype)) for case in chosen]
+    return write_cases(Path(folder), data,
+                       command or f"convcli gradcheck --write-cases {folder}")

@@ -9,7 +9,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..chunking import GRADCHECK_CHUNK_ELEMENTS
-from ..columns import im2col, pad_input
+from ..columns import im2col
 from ..conv import conv2d
 from ..errors import InputError
 
@@ -60,8 +60,7 @@ class CentralDifferences:
     def __init__(self, x, w, b, g, geometry, groups, eps):
         self.x, self.w, self.b, self.g = x, w, b, g
         self.geometry, self.groups, self.eps = geometry, groups, eps
-        self.x_padded = pad_input(x, geometry)
-        self.g_rows = g.transpose(0, 2, 3, 1).reshape(-1, g.shape[1])  # (M, O), rows (n, i, j)
+        self.rows_per_band = self._per_call(geometry.output_size[1] * w[0, 0].size)
 
     def input_differences(self, index, advance):
         """dL/dx at index (K, 4) of x, one number per row."""
@@ -85,8 +84,8 @@ class CentralDifferences:
                                   i0, i1, j0, j1))
         for (crop_h, crop_w), members in blocks.items():
             for part in _chunks(members, self._per_call(crop_h * crop_w * self.w.shape[0])):
-                crops = np.stack([self.x_padded[n, :, i0 * sh: i0 * sh + crop_h,
-                                                j0 * sw: j0 * sw + crop_w]
+                crops = np.stack([padded_block(self.x[n], geo.pad, i0 * sh, crop_h, j0 * sw,
+                                               crop_w)
                                   for _, n, _, _, _, i0, _, j0, _ in part])  # (k, C, ch, cw)
                 plus, minus, steps = self._perturb(
                     crops, [(j, c, row, col) for j, (_, _, c, row, col, *_) in enumerate(part)])
@@ -105,9 +104,10 @@ class CentralDifferences:
         w[o, c, kh, kw] enters only y[:, o] = Σ_c' x_c' ⋆ w[o, c'] + b[o], and there only the
         term of input channel c, so L+ − L− needs y's part x_c ⋆ w[o, c] alone (the other terms
         are the same on both sides): the column matrix of x_c (M, KH·KW) times the two
-        perturbed filters, the forward pass of conv2d written in rows.
+        perturbed filters, the forward pass of conv2d written in rows, band by band of output
+        rows so that memory stays bounded.
         """
-        geo, g_rows, w = self.geometry, self.g_rows, self.w
+        w = self.w
         in_per_group, out_per_group = w.shape[1], w.shape[0] // self.groups
         numeric = np.zeros(len(index))
         by_channel = defaultdict(list)  # (group, c) -> [(k, o, kh, kw)]
@@ -115,41 +115,60 @@ class CentralDifferences:
             by_channel[(o // out_per_group, c)].append((k, o, kh, kw))
         for (group, c), members in by_channel.items():
             channel = group * in_per_group + c                          # x's channel
-            col_matrix = im2col(self.x[:, channel: channel + 1], geo.kernel_size,
-                                stride=geo.stride, padding=geo.pad, dilation=geo.dilation)
-            for part in _chunks(members, self._per_call(len(g_rows))):
+            for part in _chunks(members, w[0, 0].size):  # (Mb, 2k) stays as small as X_col
                 outputs = [o for _, o, _, _ in part]
                 plus, minus, steps = self._perturb(
                     w[outputs, c], [(j, kh, kw) for j, (_, _, kh, kw) in enumerate(part)])
                 filters = np.concatenate([plus, minus]).reshape(2 * len(part), -1)
-                y_part = col_matrix @ filters.T                                # (M, 2k)
-                numeric[[k for k, *_ in part]] = self._quotient(y_part, g_rows[:, outputs], steps)
+                total = np.zeros(len(part))
+                for col_matrix, g_rows in self._bands(slice(channel, channel + 1)):
+                    y_part = col_matrix @ filters.T                            # (Mb, 2k)
+                    total += self._quotient(y_part, g_rows[:, outputs], np.ones(len(part)))
+                numeric[[k for k, *_ in part]] = total / steps
                 advance(len(part))
         return numeric
 
     def bias_differences(self, index, advance):
         """dL/db at index (K, 1) of b: y[:, o] = X_col · w[o] + b[o], with b[o] ± eps."""
-        geo, g_rows, w, groups = self.geometry, self.g_rows, self.w, self.groups
+        w, groups = self.w, self.groups
         in_per_group, out_per_group = w.shape[1], w.shape[0] // groups
         numeric = np.zeros(len(index))
         by_group = defaultdict(list)
         for k, (o,) in enumerate(index.tolist()):
             by_group[o // out_per_group].append((k, o))
-        for group, members in by_group.items():
+        for group, by_output in by_group.items():
             # Output channel o of a grouped conv is a plain conv of its group's input channels.
-            col_matrix = im2col(self.x[:, group * in_per_group: (group + 1) * in_per_group],
-                                geo.kernel_size, stride=geo.stride, padding=geo.pad,
-                                dilation=geo.dilation)                         # (M, Cg·KH·KW)
-            for part in _chunks(members, self._per_call(len(g_rows))):
-                outputs = [o for _, o in part]
+            channels = slice(group * in_per_group, (group + 1) * in_per_group)
+            for members in _chunks(by_output, w[0].size):
+                outputs = [o for _, o in members]
                 plus, minus, steps = self._perturb(self.b[outputs],
-                                                   [(j,) for j in range(len(part))])
-                y_no_bias = col_matrix @ w[outputs].reshape(len(part), -1).T   # (M, k)
-                y_both = np.concatenate([y_no_bias + plus, y_no_bias + minus], axis=1)
-                numeric[[k for k, _ in part]] = self._quotient(y_both, g_rows[:, outputs], steps)
-                advance(len(part))
+                                                   [(j,) for j in range(len(members))])
+                weights = w[outputs].reshape(len(members), -1).T               # (Cg·KH·KW, k)
+                total = np.zeros(len(members))
+                for col_matrix, g_rows in self._bands(channels):
+                    y_no_bias = col_matrix @ weights                           # (Mb, k)
+                    y_both = np.concatenate([y_no_bias + plus, y_no_bias + minus], axis=1)
+                    total += self._quotient(y_both, g_rows[:, outputs], np.ones(len(members)))
+                numeric[[k for k, _ in members]] = total / steps
+                advance(len(members))
         return numeric
 
+    def _bands(self, channels):
+        """The column matrix of x's channels and the matching rows of g, a band of output rows
+        at a time: (Mb, len(channels)·KH·KW) and (Mb, O), rows in (n, i, j) order."""
+        geo, oh = self.geometry, self.geometry.output_size[0]
+        (sh, _), (span_h, _) = geo.stride, geo.dilated_kernel_size
+        width = geo.padded_size[1]
+        rows = max(1, self.rows_per_band // max(1, channels.stop - channels.start))
+        for n in range(self.x.shape[0]):
+            for start in range(0, oh, rows):
+                stop = min(oh, start + rows)
+                block = padded_block(self.x[n, channels], geo.pad, start * sh,
+                                     (stop - 1 - start) * sh + span_h, 0, width)
+                col_matrix = im2col(block[None], geo.kernel_size, stride=geo.stride,
+                                    dilation=geo.dilation)
+                g_rows = self.g[n, :, start:stop].transpose(1, 2, 0).reshape(-1, self.g.shape[1])
+                yield col_matrix, g_rows
     def _perturb(self, base, positions):
         """Two copies of base (k, ...), moved by +eps and −eps at positions[j] (which starts
         with j), and the steps actually taken (in float32, v ± eps is rounded)."""
@@ -173,6 +192,20 @@ class CentralDifferences:
     @staticmethod
     def _per_call(elements_per_member):
         return max(1, GRADCHECK_CHUNK_ELEMENTS // (2 * elements_per_member))
+
+
+def padded_block(x, pad, row, height, col, width) -> np.ndarray:
+    """Rows [row, row + height) and columns [col, col + width) of x (C, H, W) zero-padded by
+    pad (top, bottom, left, right), without padding all of x: (C, height, width)."""
+    top, _, left, _ = pad
+    channels, rows, cols = x.shape
+    block = np.zeros((channels, height, width), dtype=x.dtype)
+    r0, r1 = max(row - top, 0), min(row + height - top, rows)
+    c0, c1 = max(col - left, 0), min(col + width - left, cols)
+    if r0 < r1 and c0 < c1:
+        block[:, r0 + top - row: r1 + top - row, c0 + left - col: c1 + left - col] = \
+            x[:, r0:r1, c0:c1]
+    return block
 
 
 def _chunks(items, size):

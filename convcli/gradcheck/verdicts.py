@@ -13,6 +13,9 @@ from ..validate import float_dtype
 
 TENSORS = ("grad_input", "grad_weight", "grad_bias")
 ROUTES, ADJOINT = "routes_agree", "adjoint"
+OUTPUT = "y"  # the forward under test, against conv2d
+BACKWARD, FORWARD = "backward", "forward"  # results about a call: it raised, was skipped, or
+# returned the wrong number of arrays
 
 # (eps, atol, rtol) per dtype. float64: torch.autograd.gradcheck's atol and rtol; the numeric
 # error on the suite is ~1e-9, so a correct backward passes ~10^4× inside the tolerance.
@@ -51,7 +54,7 @@ class Result:
     """The verdict on one tensor (or the routes/adjoint check) of one configuration."""
 
     configuration: str
-    tensor: str  # grad_input, grad_weight, grad_bias, routes_agree or adjoint
+    tensor: str  # grad_input, grad_weight, grad_bias, routes_agree, adjoint, y, backward, forward
     passed: bool
     checked: int  # coordinates compared
     size: int  # coordinates in the tensor
@@ -60,6 +63,8 @@ class Result:
     max_ratio: float  # max over coordinates of |a − n| / (atol + rtol·|n|); passes when ≤ 1
     worst: list[Worst] = field(default_factory=list)
     note: str = ""
+    error: str = ""  # the exception the implementation raised, "Type: message"
+    skipped: bool = False  # the implementation raised NotImplementedError for this case
 
 
 @dataclass
@@ -77,15 +82,33 @@ class Report:
 
     @property
     def passed(self) -> bool:
+        """No check failed (skipped configurations are allowed)."""
         return all(r.passed for r in self.results)
 
     @property
     def failures(self) -> list[Result]:
         return [r for r in self.results if not r.passed]
 
+    def counts(self) -> dict[str, int]:
+        """Configurations passed, failed and skipped."""
+        rank = {"passed": 0, "skipped": 1, "failed": 2}
+        verdicts: dict[str, str] = {}
+        for r in self.results:
+            verdict = "skipped" if r.skipped else "passed" if r.passed else "failed"
+            if rank[verdict] >= rank[verdicts.get(r.configuration, "passed")]:
+                verdicts[r.configuration] = verdict
+        return {key: sum(v == key for v in verdicts.values())
+                for key in ("passed", "failed", "skipped")}
+
     def to_dict(self) -> dict:
         """Plain JSON-ready data (NaN and inf become strings)."""
-        return _jsonable({"passed": self.passed, **asdict(self)})
+        data = asdict(self)
+        for name, facts in data["configurations"].items():
+            mine = [r for r in self.results if r.configuration == name]
+            facts["passed"] = all(r.passed for r in mine)
+            facts["skipped"] = any(r.skipped for r in mine)
+            facts["error"] = next((r.error for r in mine if r.error), None)
+        return _jsonable({"passed": self.passed, "counts": self.counts(), **data})
 
 
 
@@ -112,13 +135,31 @@ def compare(name, tensor, analytic, numeric, index, size, atol, rtol) -> Result:
                   _max(abs_err), _max(rel_err), _max(ratio), worst)
 
 
+def combine(parts, name, tensor, size) -> Result:
+    """One Result from the results of pieces of a tensor (their worst indices already global)."""
+    worst = sorted((w for part in parts for w in part.worst), key=lambda w: -w.ratio)
+    return Result(name, tensor, all(p.passed for p in parts), sum(p.checked for p in parts),
+                  size, max((p.max_abs_err for p in parts), default=0.0),
+                  max((p.max_rel_err for p in parts), default=0.0),
+                  max((p.max_ratio for p in parts), default=0.0), worst[:WORST_SHOWN])
+
+
 def _max(values):
     return float(np.max(values)) if len(values) else 0.0
 
 
-def shape_failure(name, tensor, got, expected) -> Result:
-    return Result(name, tensor, False, 0, math.prod(expected), math.inf, math.inf, math.inf,
-                  note=f"backward returned shape {tuple(got)}, expected {tuple(expected)}")
+def failure(name, tensor, size, note, error="") -> Result:
+    """A result that could not be compared: the implementation raised (error), or returned
+    something that is not the tensor (note)."""
+    return Result(name, tensor, False, 0, size, math.inf, math.inf, math.inf, note=note,
+                  error=error)
+
+
+def skipped(name, function, error) -> Result:
+    """A configuration the implementation (function: backward or forward) declined with
+    NotImplementedError."""
+    return Result(name, function, True, 0, 0, 0.0, 0.0, 0.0, note="skipped: " + error,
+                  error=error, skipped=True)
 
 
 def settings(dtype, eps, atol, rtol):
