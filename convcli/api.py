@@ -31,6 +31,7 @@ from .fit.run import FitResult, run_fit
 from .gradcheck import Report, check_case, grade_answers, run_suite, write_suite_cases
 from .gradcheck.answers import check_folder, write_cases
 from .gradcheck.data import from_arrays
+from .gradcheck.suite import select
 from .images import load_image
 from .problem import Problem, ProblemSpec, load_problem
 from .teach.run import ExplainResult, run_explain
@@ -244,6 +245,7 @@ def write_gradcheck_cases(folder: Path, spec: ProblemSpec | None = None, *,
                           dtype: str = "float64", command: str = "") -> list[Path]:
     """Write the suite's cases (or the user's problem, b its bias or zeros, g drawn from seed)
     as .npz files and an index in folder, for an implementation outside Python."""
+    select(cases)                                     # an unknown name before any folder is made
     check_folder(folder)
     if spec is None:
         return write_suite_cases(folder, cases=cases, seed=seed, dtype=dtype, command=command)

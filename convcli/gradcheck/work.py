@@ -45,11 +45,16 @@ class Plan:
                   "grad_bias": 0 if data.b is None else data.b.size}
         if samples is not None:
             counts = {k: min(v, samples) for k, v in counts.items()}
+        # Measured on 4000² and 512² images (one and three channels): the backward costs about
+        # one conv2d, and so does the routes check; a weight coordinate's differences cost
+        # pixels·taps·(0.3 + 1/k) with k coordinates sharing one pass over x's columns.
+        per_pass = {"grad_weight": min(taps, max(1, counts["grad_weight"] // data.w.shape[1])),
+                    "grad_bias": max(1, counts["grad_bias"] // data.groups)}
         self.each = {"grad_input": 2 * taps * o * kg // data.groups + 1,
-                     "grad_weight": 3 * pixels * taps,
-                     "grad_bias": 3 * pixels * kg}
-        self.cost = {"forward": products * (2 if forward else 1), "backward": 2 * products,
-                     "routes": 2 * products if own else 0}
+                     "grad_weight": int(pixels * taps * (0.3 + 1 / per_pass["grad_weight"])),
+                     "grad_bias": int(pixels * kg * (0.3 + 1 / per_pass["grad_bias"]))}
+        self.cost = {"forward": products * (2 if forward else 1), "backward": products,
+                     "routes": products if own else 0}
         self.cost |= {k: counts[k] * self.each[k] for k in counts}
         self.spent = 0
 

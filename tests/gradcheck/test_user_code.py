@@ -364,3 +364,21 @@ def test_progress_counts_the_work_and_ends_at_the_total():
     # the whole-image steps (forward, backward, routes) are most of the work: the first
     # call (after the forward) is already a visible part of it, not 1 of 100 units
     assert done[0] / calls[0][1] > 0.02
+
+
+def test_write_cases_refuses_an_unwritable_folder_before_writing(tmp_path, monkeypatch):
+    """Mocked: as root (most CI containers) a read-only folder is writable anyway."""
+    from convcli.gradcheck import answers
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(answers.tempfile, "TemporaryFile", refuse)
+    result = run("--write-cases", tmp_path, expect=2)
+    assert "cannot write in" in result.output and "choose a writable folder" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_case_makes_no_folder(tmp_path):
+    run("--write-cases", tmp_path / "new", "--case", "nope", expect=2)
+    assert not (tmp_path / "new").exists()
