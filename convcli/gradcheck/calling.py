@@ -14,6 +14,7 @@ so an implementation may change them in place. A NotImplementedError skips the c
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
@@ -40,14 +41,15 @@ class Outcome:
 
 
 def call(function: Function, *args: Any, debug: bool = False, **kwargs: Any) -> Outcome:
-    """Call user code; any exception becomes an Outcome naming its type and message (and, with
-    debug, the traceback). KeyboardInterrupt and SystemExit are not the user's answer: they
-    propagate."""
+    """Call user code; any exception (SystemExit included) becomes an Outcome naming its type
+    and message (and, with debug, the traceback). What it prints goes to stderr, so that
+    `--json` stays one JSON object. KeyboardInterrupt (the user pressing Ctrl-C) propagates."""
     try:
-        return Outcome(function(*args, **kwargs))
+        with contextlib.redirect_stdout(sys.stderr):
+            return Outcome(function(*args, **kwargs))
     except NotImplementedError as error:
         return Outcome(error=_describe(error, debug=False), skipped=True)
-    except Exception as error:  # noqa: BLE001  # user code: any exception is a verdict
+    except (Exception, SystemExit) as error:  # noqa: BLE001  # user code: a verdict
         return Outcome(error=_describe(error, debug))
 
 

@@ -382,3 +382,23 @@ def test_write_cases_refuses_an_unwritable_folder_before_writing(tmp_path, monke
 def test_an_unknown_case_makes_no_folder(tmp_path):
     run("--write-cases", tmp_path / "new", "--case", "nope", expect=2)
     assert not (tmp_path / "new").exists()
+
+
+def test_printing_and_exiting_user_code_keeps_json_clean():
+    result = run("--backward", f"{FILE}:chatty_exit", "--case", "article", "--json", expect=1)
+    data = json.loads(result.stdout)                    # the print went to stderr
+    assert data["configurations"]["article"]["error"] == "SystemExit: 3"
+    assert "computing dx..." in result.stderr
+
+
+def test_a_user_backward_on_your_own_image(tmp_path):
+    """IMAGE KERNEL with --backward: the user's case, sampled, graded the same way."""
+    image = tmp_path / "x.npy"
+    np.save(image, np.random.default_rng(3).random((2, 17, 23)))
+    good = json.loads(run(image, "sobel-x", "--stride", "2", "--backward", f"{FILE}:strict",
+                          "--samples", "30", "--json").stdout)
+    assert good["passed"] and {r["tensor"] for r in good["results"]} == {
+        "grad_input", "grad_weight", "grad_bias", ADJOINT}
+    bad = json.loads(run(image, "sobel-x", "--stride", "2", "--backward",
+                         f"{FILE}:dx_not_flipped", "--json", expect=1).stdout)
+    assert {r["tensor"] for r in bad["results"] if not r["passed"]} == {"grad_input", ADJOINT}

@@ -101,3 +101,11 @@ def torch_backward(grad_output, x, w, *, stride, padding, dilation, groups):
                  dilation=dilation, groups=groups)
     y.backward(torch.from_numpy(grad_output))
     return xt.grad, wt.grad, bt.grad
+
+
+def chatty_exit(grad_output, x, w, **options):
+    """Prints (a debug line) and then calls sys.exit, as scripts do."""
+    import sys
+
+    print("computing dx...")
+    sys.exit(3)
