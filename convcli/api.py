@@ -82,12 +82,14 @@ class ForwardResult:
 
 
 def run_forward(spec: ProblemSpec, *, out: Path | None = None, png: Path | None = None,
-                normalize: bool = False,
+                normalize: bool = False, any_suffix: bool = False,
                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> ForwardResult:
     """y = x ⋆ w + b, written to `out` (.npy; default IMAGE.forward.npy) and, with `png`, as a
-    picture (clipped, or signed around mid grey for a zero-sum kernel; `normalize`: min..max)."""
+    picture (clipped, or signed around mid grey for a zero-sum kernel; `normalize`: min..max).
+    `out` "-" is standard output; any_suffix allows an `out` named like another format."""
     inputs = [spec.image, spec.kernel]
-    out = outputs.check_output(out or default_output(spec.image, "forward.npy"), inputs)
+    out = outputs.check_output(out or default_output(spec.image, "forward.npy"), inputs,
+                               fmt="npy", any_suffix=any_suffix)
     if png is not None:
         png = outputs.check_output(_png_name(png, "--png"), inputs, [out], option="--png")
     problem = load_problem(spec)
@@ -130,14 +132,15 @@ class BackwardResult:
 
 def run_backward(spec: ProblemSpec, *, loss: str = "sum", target: Path | None = None,
                  grad_output: Path | None = None, out: Path | None = None,
-                 png_dx: Path | None = None,
+                 png_dx: Path | None = None, any_suffix: bool = False,
                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> BackwardResult:
     """y and the three gradients for L = Σy (loss "sum"), L = ½‖y − T‖² ("mse", T the
     `target`) or a given dL/dy (`grad_output`, a .npy of y's shape), written to `out` (.npz;
     default IMAGE.backward.npz) and, with `png_dx`, a picture of dL/dx."""
     _check_loss(loss, target, grad_output)
     inputs = [spec.image, spec.kernel, grad_output, target]
-    out = outputs.check_output(out or default_output(spec.image, "backward.npz"), inputs)
+    out = outputs.check_output(out or default_output(spec.image, "backward.npz"), inputs,
+                               fmt="npz", any_suffix=any_suffix)
     if png_dx is not None:
         png_dx = outputs.check_output(_png_name(png_dx, "--png-dx"), inputs, [out],
                                       option="--png-dx")
@@ -162,7 +165,8 @@ def run_backward(spec: ProblemSpec, *, loss: str = "sum", target: Path | None = 
     seconds = time.perf_counter() - start
     g = problem.geometry
     writers = [(out, outputs.npz_writer(
-        y=y, grad_output=dy, grad_input=dx, grad_weight=dw, grad_bias=db, weight=w,
+        input=x, weight=w, **({} if problem.b is None else {"bias": problem.b}),
+        y=y, grad_output=dy, grad_input=dx, grad_weight=dw, grad_bias=db,
         stride=np.array(g.stride), dilation=np.array(g.dilation), padding=np.array(g.pad),
         groups=np.array(problem.groups)))]
     if png_dx is not None:                                   # gradients are signed
@@ -190,7 +194,9 @@ def _same_shape(array: Array, y: Array, option: str) -> Array:
 
 
 def _png_name(path: Path, option: str) -> Path:
-    if path.suffix.lower() != ".png":
+    """A picture's output must be named .png (a device, FIFO or "-" takes the bytes as they
+    are)."""
+    if outputs.destination(path)[0] == "file" and path.suffix.lower() != ".png":
         raise InputError(f"{option} writes a PNG: give a name ending in .png, got {path}")
     return path
 

@@ -48,18 +48,20 @@ def backward(
     png_dx: Annotated[Path | None, typer.Option(
         help="Also write a picture of dL/dx (mapped around mid grey when signed).")] = None,
     memory_budget: opt.MemoryBudget = 256,
+    any_suffix: opt.AnySuffix = False,
     json_output: opt.Json = False,
     quiet: opt.Quiet = False,
 ) -> None:
     """Compute y and the three gradients dL/dx, dL/dw, dL/db for a loss or a given dL/dy.
 
-    Writes one .npz holding y, grad_output, grad_input, grad_weight, grad_bias and the geometry (np.load(path, allow_pickle=False) reads it).
+    Writes one .npz holding the case (input, weight, bias when given, the geometry) and its results (y, grad_output, grad_input, grad_weight, grad_bias), so it can be re-run; np.load(path, allow_pickle=False) reads it. --out - writes it to standard output (the summary then goes to stderr).
     """  # one line per paragraph: Typer keeps a docstring's line breaks
     spec = opt.problem(image, kernel, stride=stride, padding=padding, dilation=dilation,
                        groups=groups, bias=bias, gray=gray, dtype=dtype, max_pixels=max_pixels)
-    console = summary.console(quiet)
+    console = summary.console(quiet, stderr=summary.to_stdout(out))
     with working(console, "computing dL/dx, dL/dw, dL/db", quiet=quiet or json_output):
         result = api.run_backward(spec, loss=loss.value, target=target, grad_output=grad_output,
+                                  any_suffix=any_suffix,
                                   out=out, png_dx=png_dx, memory_budget=opt.budget(memory_budget))
     summary.show(facts(result), json_output=json_output, console=console)
     dw = result.grad_weight

@@ -37,6 +37,7 @@ def forward(
     normalize: Annotated[bool, typer.Option(
         "--normalize", help="Map the picture's min..max to 0..255.")] = False,
     memory_budget: opt.MemoryBudget = 256,
+    any_suffix: opt.AnySuffix = False,
     json_output: opt.Json = False,
     quiet: opt.Quiet = False,
 ) -> None:
@@ -46,9 +47,10 @@ def forward(
     """  # one line per paragraph: Typer keeps a docstring's line breaks
     spec = opt.problem(image, kernel, stride=stride, padding=padding, dilation=dilation,
                        groups=groups, bias=bias, gray=gray, dtype=dtype, max_pixels=max_pixels)
-    console = summary.console(quiet)
+    console = summary.console(quiet, stderr=summary.to_stdout(out))
     with working(console, "computing y = x ⋆ w", quiet=quiet or json_output):
         result = api.run_forward(spec, out=out, png=png, normalize=normalize,
+                                 any_suffix=any_suffix,
                                  memory_budget=opt.budget(memory_budget))
     summary.show(facts(result), json_output=json_output, console=console)
 

@@ -34,6 +34,9 @@ MaxPixels = Annotated[int | None, typer.Option(
     help="Raise Pillow's decompression-bomb limit (89,478,485 pixels) for a file you trust.")]
 MemoryBudget = Annotated[float, typer.Option(
     help="MiB of scratch for pieces of the im2col matrix (it is never built whole).")]
+AnySuffix = Annotated[bool, typer.Option(
+    "--any-suffix", help="Keep an --out name whose suffix promises another format "
+    "(e.g. y.png for .npy data); refused otherwise.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 ImageArg = Annotated[Path, typer.Argument(

@@ -34,9 +34,10 @@ class Fact:
 
 
 def show(facts: Sequence[Fact], *, json_output: bool, console: Console) -> None:
-    """Print the facts as one JSON object on stdout, or as a two-column table."""
+    """Print the facts as one JSON object, or as a two-column table: on stdout, or on stderr
+    when stdout carries the data (``--out -``)."""
     if json_output:
-        typer.echo(json.dumps(as_json(facts), indent=2))
+        typer.echo(json.dumps(as_json(facts), indent=2), err=console.stderr)
     else:
         console.print(table(facts))
 
@@ -55,8 +56,14 @@ def table(facts: Iterable[Fact]) -> Table:
     return grid
 
 
-def console(quiet: bool = False) -> Console:
-    return Console(quiet=quiet, highlight=False)
+def console(quiet: bool = False, *, stderr: bool = False) -> Console:
+    """The console a command prints its summary on (stderr when stdout carries data)."""
+    return Console(quiet=quiet, highlight=False, stderr=stderr)
+
+
+def to_stdout(out: Path | None) -> bool:
+    """Whether --out is "-": the data go to standard output, the summary to stderr."""
+    return out is not None and str(out) == "-"
 
 
 def shape_text(array: Any) -> str:
@@ -105,7 +112,8 @@ def time_fact(seconds: float) -> Fact:
 
 def written_fact(paths: Sequence[Path]) -> Fact:
     names = [str(path) for path in paths]
-    return Fact("written", names, (("written", ", ".join(names)),))
+    shown = ["standard output" if name == "-" else name for name in names]
+    return Fact("written", names, (("written", ", ".join(shown)),))
 
 
 def kernel_tables(named: Sequence[tuple[str, Any]], limit: int = 6) -> Columns:

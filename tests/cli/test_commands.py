@@ -381,8 +381,9 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 def test_two_outputs_with_one_name_are_refused(tmp_path, rng, monkeypatch):
     monkeypatch.chdir(tmp_path)
     np.save("x.npy", rng.standard_normal((5, 5)))
-    for args in (["forward", "x.npy", "box3", "--out", "a.png", "--png", "a.png"],
-                 ["backward", "x.npy", "box3", "--out", "a.png", "--png-dx", "./a.png"]):
+    for args in (["forward", "x.npy", "box3", "--out", "a.png", "--png", "a.png", "--any-suffix"],
+                 ["backward", "x.npy", "box3", "--out", "a.png", "--png-dx", "./a.png",
+                  "--any-suffix"]):
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 2, result.output
         assert "is also another output of this run" in result.stderr
