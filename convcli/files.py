@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .errors import InputError
+from .validate import check_size
 
 
 def load_array(path: str | os.PathLike[str], name: str) -> NDArray[Any]:
@@ -37,6 +39,7 @@ def read_text(path: Path) -> str:
 
 
 def load_npy(path: Path, what: str) -> NDArray[Any]:
+    check_npy_header(path, what)
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError):
@@ -46,3 +49,32 @@ def load_npy(path: Path, what: str) -> NDArray[Any]:
         raise InputError(f"{path} holds {getattr(array, 'dtype', 'no')} values; a {what} "
                          "array must hold real numbers")
     return array
+
+
+def check_npy_header(path: Path, what: str) -> None:
+    """Read only the .npy header and check the data it announces against the file's length
+    and the memory available, so a 200-byte file claiming (100000, 100000) is refused at once
+    rather than allocated."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as file:
+            version = fmt.read_magic(file)
+            read_header = {(1, 0): fmt.read_array_header_1_0,
+                           (2, 0): fmt.read_array_header_2_0}.get(version)
+            if read_header is None:
+                return                      # a newer format: np.load decides
+            shape, _, dtype = read_header(file)
+            data_starts = file.tell()
+    except (ValueError, OSError, EOFError):
+        raise InputError(f"{path} is not a NumPy .npy array of numbers: save the {what} with "
+                         "numpy.save") from None
+    if dtype.hasobject:
+        return                              # refused with its own message by load_npy
+    announced = math.prod(shape) * dtype.itemsize
+    held = path.stat().st_size - data_starts
+    if held < announced:
+        raise InputError(f"{path} is cut short or its header lies: it announces {shape} "
+                         f"{dtype} ({announced:,} bytes of data) but holds {held:,}; save it "
+                         "again with numpy.save")
+    check_size(f"the {what} array in {path}", tuple(shape), dtype.itemsize,
+               "use a smaller array")

@@ -4,6 +4,8 @@ problem and the fix."""
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +75,51 @@ def check_conv(x: NDArray[Any], w: NDArray[Any], b: NDArray[Any] | None, *, stri
         raise InputError(f"b must have shape (O,) = ({out_channels},), got {b.shape}")
     if min(x.shape) == 0 or min(w.shape) == 0:
         raise InputError(f"x {x.shape} and w {w.shape} must not have an empty axis")
-    return resolve(x.shape[2:], w.shape[2:], stride=stride, padding=padding, dilation=dilation)
+    geometry = resolve(x.shape[2:], w.shape[2:], stride=stride, padding=padding,
+                       dilation=dilation)
+    n, itemsize = x.shape[0], x.dtype.itemsize
+    check_size("the zero-padded input", (n, channels) + geometry.padded_size, itemsize,
+               "use less padding or dilation")
+    check_size("the output y", (n, out_channels) + geometry.output_size, itemsize,
+               "use a larger stride, less padding or a smaller input")
+    return geometry
+
+
+def max_bytes() -> int:
+    """The most memory one array may take: CONVCLI_MAX_BYTES if set, else the memory this
+    machine has available now (MemAvailable), else its physical memory."""
+    given = os.environ.get("CONVCLI_MAX_BYTES", "").strip()
+    if given:
+        try:
+            return int(float(given))
+        except (ValueError, OverflowError):
+            raise InputError(f"CONVCLI_MAX_BYTES must be a number of bytes, got {given!r}"
+                             ) from None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2**63
+
+
+def check_size(what: str, shape: tuple[int, ...], itemsize: int, fix: str) -> None:
+    """Refuse, before allocating it, an array larger than max_bytes()."""
+    size = math.prod(shape) * itemsize
+    limit = max_bytes()
+    if size > limit:
+        raise InputError(f"{what} would be {'×'.join(map(str, shape))} = {_gib(size)}, more "
+                         f"than the {_gib(limit)} of memory available: {fix} (or set "
+                         "CONVCLI_MAX_BYTES to allow it)")
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:,.1f} GiB" if size >= 2**28 else f"{size / 2**20:,.1f} MiB"
 
 
 def check_x_shape(shape: Any, name: str = "x_shape", layout: str = "(N, C, H, W)"

@@ -59,6 +59,11 @@ def seed_option(what: str) -> Any:
     return typer.Option("--seed", help=f"Seed of {what}.")
 
 
+MAX_INT = 2**31 - 1
+"""The largest stride, padding or dilation accepted (torch's int64 is never reached by a real
+image; a bigger number is a typo)."""
+
+
 def parse_ints(text: str, option: str, lengths: tuple[int, ...] = (1, 2)) -> Any:
     """"2" -> 2, "2,1" -> (2, 1); InputError naming the option otherwise."""
     try:
@@ -67,7 +72,7 @@ def parse_ints(text: str, option: str, lengths: tuple[int, ...] = (1, 2)) -> Any
         values = ()
     if len(values) not in lengths:
         forms = " or ".join({1: "N", 2: "H,W", 4: "T,B,L,R"}[n] for n in lengths)
-        raise InputError(f"--{option} must be {forms} (integers), got {text!r}")
+        raise InputError(f"--{option} must be {forms} (integers), got {text.strip()!r}")
     return values[0] if len(values) == 1 else values
 
 
@@ -91,7 +96,13 @@ def geometry(stride: str, padding: str | None, dilation: str) -> dict[str, Any]:
         values = options["padding"] if isinstance(options["padding"], tuple) else (
             options["padding"],)
         if min(values) < 0:
-            raise InputError(f"--padding must not be negative, got {padding}")
+            raise InputError(f"--padding must not be negative, got {padding.strip()}")
+    typed = {"stride": stride, "dilation": dilation, "padding": padding or ""}
+    for name, value in options.items():
+        values = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(v, int) and v > MAX_INT for v in values):
+            raise InputError(f"--{name} {typed[name].strip()} is too large: at most "
+                             f"{MAX_INT:,} (2³¹ − 1)")
     return options
 
 
@@ -108,8 +119,9 @@ def parse_bias(text: str | None) -> tuple[float, ...] | None:
 
 def budget(mib: float) -> int:
     """--memory-budget in MiB -> bytes."""
-    if not mib > 0:
-        raise InputError(f"--memory-budget must be a positive number of MiB, got {mib}")
+    if not 0 < mib < 2**40:
+        raise InputError(f"--memory-budget must be a positive number of MiB below 2⁴⁰, "
+                         f"got {mib}")
     return max(1, int(mib * 2**20))
 
 
