@@ -35,7 +35,7 @@ from .gradcheck.suite import select
 from .images import load_image
 from .problem import Problem, ProblemSpec, load_problem
 from .teach.run import ExplainResult, run_explain
-from .validate import float_dtype
+from .validate import count_nonfinite, float_dtype
 
 Array = NDArray[Any]
 Progress = Callable[..., None]
@@ -64,6 +64,11 @@ def value_range(array: Array) -> tuple[float, float] | None:
     return (float(finite.min()), float(finite.max())) if finite.size else None
 
 
+def _nonfinite(**arrays: Array) -> dict[str, tuple[int, int]]:
+    counts = {name: count_nonfinite(array) for name, array in arrays.items()}
+    return {name: c for name, c in counts.items() if any(c)}
+
+
 def default_output(image: Path, suffix: str) -> Path:
     """samples/camera.png -> samples/camera.forward.npy (beside the image)."""
     return image.with_name(f"{image.stem}.{suffix}")
@@ -80,6 +85,10 @@ class ForwardResult:
     mapping: str | None
     written: list[Path]
 
+    def nonfinite(self) -> dict[str, tuple[int, int]]:
+        """(NaN, inf) counts of x and y, for the arrays that have any."""
+        return _nonfinite(x=self.problem.x, y=self.y)
+
 
 def run_forward(spec: ProblemSpec, *, out: Path | None = None, png: Path | None = None,
                 normalize: bool = False, any_suffix: bool = False,
@@ -94,8 +103,9 @@ def run_forward(spec: ProblemSpec, *, out: Path | None = None, png: Path | None 
         png = outputs.check_output(_png_name(png, "--png"), inputs, [out], option="--png")
     problem = load_problem(spec)
     start = time.perf_counter()
-    y = conv2d(problem.x, problem.w, problem.b, memory_budget=memory_budget,
-               **problem.conv_options())
+    with np.errstate(all="ignore"):    # NaN or inf in the data: counted in the summary instead
+        y = conv2d(problem.x, problem.w, problem.b, memory_budget=memory_budget,
+                   **problem.conv_options())
     seconds = time.perf_counter() - start
     writers, mapping = [(out, outputs.npy_writer(y))], None
     if png is not None:
@@ -123,6 +133,12 @@ class BackwardResult:
     seconds: float
     written: list[Path]
 
+    def nonfinite(self) -> dict[str, tuple[int, int]]:
+        """(NaN, inf) counts of x, y, dL/dy and the gradients, for the arrays that have any."""
+        return _nonfinite(x=self.problem.x, y=self.y, grad_output=self.grad_output,
+                          grad_input=self.grad_input, grad_weight=self.grad_weight,
+                          grad_bias=self.grad_bias)
+
     def norms(self) -> dict[str, float]:
         """‖dL/dx‖, ‖dL/dw‖, ‖dL/db‖ (Frobenius)."""
         return {name: float(np.linalg.norm(array)) for name, array in (
@@ -146,22 +162,24 @@ def run_backward(spec: ProblemSpec, *, loss: str = "sum", target: Path | None = 
                                       option="--png-dx")
     problem = load_problem(spec)
     x, w = problem.x, problem.w
+    y_shape = (x.shape[0], w.shape[0]) + problem.geometry.output_size
+    given = _upstream(spec, loss, target, grad_output, y_shape, x.dtype)
     start = time.perf_counter()
-    y = conv2d(x, w, problem.b, memory_budget=memory_budget, **problem.conv_options())
-    loss_value: float | None
-    if grad_output is not None:
-        dy = _same_shape(load_array(grad_output, "--grad-output"), y, "--grad-output")
-        loss_value, loss_text = None, f"dL/dy from {grad_output}"
-    elif loss == "mse":
-        assert target is not None
-        t = load_image(target, dtype=x.dtype, max_pixels=spec.max_pixels).array
-        loss_value, dy = losses.mse_loss(y, _same_shape(t, y, "--target"))
-        loss_text = "L = ½‖y − T‖², dL/dy = y − T"
-    else:
-        loss_value, dy = losses.sum_loss(y)
-        loss_text = "L = Σy, dL/dy = 1"
-    dy = dy.astype(x.dtype)
-    dx, dw, db = conv2d_backward(dy, x, w, memory_budget=memory_budget, **problem.conv_options())
+    with np.errstate(all="ignore"):    # NaN or inf in the data: counted in the summary instead
+        y = conv2d(x, w, problem.b, memory_budget=memory_budget, **problem.conv_options())
+        loss_value: float | None
+        if given is not None and grad_output is not None:
+            loss_value, dy = None, given
+            loss_text = f"dL/dy from {grad_output}"
+        elif given is not None:                                        # --loss mse, T given
+            loss_value, dy = losses.mse_loss(y, given)
+            loss_text = "L = ½‖y − T‖², dL/dy = y − T"
+        else:
+            loss_value, dy = losses.sum_loss(y)
+            loss_text = "L = Σy, dL/dy = 1"
+        dy = dy.astype(x.dtype)
+        dx, dw, db = conv2d_backward(dy, x, w, memory_budget=memory_budget,
+                                     **problem.conv_options())
     seconds = time.perf_counter() - start
     g = problem.geometry
     writers = [(out, outputs.npz_writer(
@@ -179,17 +197,33 @@ def run_backward(spec: ProblemSpec, *, loss: str = "sum", target: Path | None = 
 def _check_loss(loss: str, target: Path | None, grad_output: Path | None) -> None:
     if loss not in ("sum", "mse"):
         raise InputError(f"--loss must be sum or mse, got {loss!r}")
-    if loss == "mse" and target is None and grad_output is None:
+    if grad_output is not None and (loss != "sum" or target is not None):
+        raise InputError("--grad-output gives dL/dy itself: it cannot go with --loss mse or "
+                         "--target; drop one")
+    if loss == "mse" and target is None:
         raise InputError("--loss mse needs --target T (an image or .npy of y's shape)")
     if target is not None and loss != "mse":
         raise InputError("--target is the T of --loss mse: add --loss mse, or drop --target")
 
 
-def _same_shape(array: Array, y: Array, option: str) -> Array:
+def _upstream(spec: ProblemSpec, loss: str, target: Path | None, grad_output: Path | None,
+              y_shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array | None:
+    """The given dL/dy (--grad-output) or T (--loss mse), loaded and checked against y's shape
+    before any work; None for the sum loss."""
+    if grad_output is not None:
+        return _same_shape(load_array(grad_output, "--grad-output"), y_shape, "--grad-output")
+    if loss == "mse":
+        assert target is not None
+        t = load_image(target, dtype=dtype, gray=spec.gray, max_pixels=spec.max_pixels).array
+        return _same_shape(t, y_shape, "--target")
+    return None
+
+
+def _same_shape(array: Array, y_shape: tuple[int, ...], option: str) -> Array:
     array = array.reshape((1,) * (4 - array.ndim) + array.shape) if array.ndim < 4 else array
-    if array.shape != y.shape:
+    if array.shape != tuple(y_shape):
         raise InputError(f"{option} has shape {tuple(array.shape)} but y has shape "
-                         f"{tuple(y.shape)}: give an array of y's shape")
+                         f"{tuple(y_shape)}: give an array of y's shape")
     return array
 
 

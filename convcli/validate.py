@@ -157,3 +157,20 @@ def check_suffix(path: Path, suffixes: tuple[str, ...], option: str) -> None:
     """An output named for its format: path must end in one of suffixes (any case)."""
     if path.suffix.lower() not in suffixes:
         raise InputError(f"{option} must end in {', '.join(suffixes)}, got {path}")
+
+
+def count_nonfinite(array: NDArray[Any]) -> tuple[int, int]:
+    """(NaN count, ±inf count) of an array."""
+    nans = int(np.count_nonzero(np.isnan(array)))
+    return nans, array.size - int(np.count_nonzero(np.isfinite(array))) - nans
+
+
+def check_finite(label: str, array: NDArray[Any] | None, why: str) -> None:
+    """Refuse NaN or inf in data a command cannot work with; why: the consequence and fix."""
+    if array is None:
+        return
+    nans, infs = count_nonfinite(array)
+    if nans or infs:
+        bad = nans + infs
+        raise InputError(f"{label} has {bad:,} non-finite value{'s' if bad != 1 else ''} "
+                         f"({nans:,} NaN, {infs:,} inf) of {array.size:,}: {why}")

@@ -87,6 +87,7 @@ def facts(result: api.BackwardResult) -> list[Fact]:
         Fact("norms", norms, tuple((f"‖{name}‖", f"{value:.6g}") for name, value in norms.items())),
         Fact("grad_weight", dw.tolist() if dw.size <= 49 * 16 else None),
         Fact("grad_bias", db.tolist(), bias_rows),
+        summary.nonfinite_fact(result.nonfinite()),
         summary.time_fact(result.seconds),
         summary.written_fact(result.written),
     ]

@@ -66,6 +66,7 @@ def facts(result: api.ForwardResult) -> list[Fact]:
         Fact("output", {"shape": list(y.shape), "dtype": str(y.dtype), "range": y_range},
              (("output", (f"{summary.shape_text(y)}  range {summary.range_text(y_range)}  "
                          f"(input range {summary.range_text(x_range)})")),)),
+        summary.nonfinite_fact(result.nonfinite(), picture=result.mapping is not None),
         summary.time_fact(result.seconds),
         Fact("picture", result.mapping,
              (("picture", f"{result.mapping}; {picture.layout(y)}"),) if result.mapping else ()),

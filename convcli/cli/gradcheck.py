@@ -215,7 +215,7 @@ def show(result: api.GradcheckResult, *, json_output: bool, quiet: bool) -> None
         summary.show(facts, json_output=True, console=console)
         return
     if result.problem is not None:
-        console.print(summary.table(facts))
+        summary.print_table(facts, console)
     console.print(render.results_table(report, console.width))
     for table in render.failure_tables(report):
         console.print(table)

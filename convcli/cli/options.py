@@ -96,7 +96,7 @@ def geometry(stride: str, padding: str | None, dilation: str) -> dict[str, Any]:
         values = options["padding"] if isinstance(options["padding"], tuple) else (
             options["padding"],)
         if min(values) < 0:
-            raise InputError(f"--padding must not be negative, got {(padding or "").strip()}")
+            raise InputError(f"--padding must not be negative, got {(padding or '').strip()}")
     typed = {"stride": stride, "dilation": dilation, "padding": padding or ""}
     for name, value in options.items():
         values = value if isinstance(value, tuple) else (value,)

@@ -6,6 +6,7 @@ kernel tables."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +35,40 @@ class Fact:
 
 
 def show(facts: Sequence[Fact], *, json_output: bool, console: Console) -> None:
-    """Print the facts as one JSON object, or as a two-column table: on stdout, or on stderr
-    when stdout carries the data (``--out -``)."""
+    """Print the facts as one JSON object (indented, strict: NaN and inf as strings), or as a
+    two-column table: on stdout, or on stderr when stdout carries the data (``--out -``)."""
     if json_output:
-        typer.echo(json.dumps(as_json(facts), indent=2), err=console.stderr)
+        typer.echo(json.dumps(as_json(facts), indent=2, allow_nan=False), err=console.stderr)
     else:
-        console.print(table(facts))
+        print_table(facts, console)
 
 
 def as_json(facts: Iterable[Fact]) -> dict[str, Any]:
-    return {fact.key: fact.value for fact in facts if fact.key is not None}
+    return {fact.key: _strict(fact.value) for fact in facts if fact.key is not None}
+
+
+def _strict(value: Any) -> Any:
+    """JSON has no NaN or inf: they become the strings "nan", "inf", "-inf"."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def print_table(facts: Iterable[Fact], console: Console) -> None:
+    """The facts as label/text rows: a rich grid that folds long text on a terminal; plain
+    lines, never wrapped or padded with spaces, when piped."""
+    if console.is_terminal:
+        console.print(table(facts))
+        return
+    rows = [row for fact in facts for row in fact.rows]
+    width = max((len(label) for label, _ in rows), default=0)
+    for label, text in rows:
+        console.print(f"{label:<{width}}  {text}", markup=False, highlight=False,
+                      soft_wrap=True)
 
 
 def table(facts: Iterable[Fact]) -> Table:
@@ -134,3 +159,17 @@ def kernel_tables(named: Sequence[tuple[str, Any]], limit: int = 6) -> Columns:
                 grid.add_row(*(f"{v if abs(v) > tiny else 0.0:.4g}" for v in row))
             tables.append(grid)
     return Columns(tables)
+
+
+def nonfinite_fact(counts: dict[str, tuple[int, int]], picture: bool = False) -> Fact:
+    """NaN and inf counts per array (JSON: {name: {"nan": n, "inf": m}}, empty when all are
+    finite) and, when there are any, one warning row saying what they do."""
+    value = {name: {"nan": nan, "inf": inf} for name, (nan, inf) in counts.items()}
+    if not counts:
+        return Fact("nonfinite", value)
+    parts = ", ".join(f"{name} {nan:,} NaN and {inf:,} inf" for name, (nan, inf) in
+                      counts.items())
+    text = (f"non-finite values: {parts}; they spread to every output whose window reads them, "
+            "ranges count finite values only" + ("; the picture paints them black"
+                                                  if picture else ""))
+    return Fact("nonfinite", value, (("warning", text),))

@@ -17,6 +17,7 @@ from .. import kernels, outputs
 from ..errors import InputError
 from ..geometry import Geometry, pair, resolve
 from ..images import LoadedImage, load_image
+from ..validate import check_finite
 from .plot import loss_curve
 from .solve import STEPS, TOL, Fit, check_settings, fit, weight_shape
 
@@ -85,8 +86,11 @@ def run_fit(image: Path, target: Path, kernel_size: Any, *, stride: Any = 1,
     if plot is not None:
         plot = outputs.check_output(plot, inputs, [out], option="--plot")
     loaded = load_image(image, gray=gray, max_pixels=max_pixels)
-    target_loaded = load_image(target, max_pixels=max_pixels)
+    target_loaded = load_image(target, gray=gray, max_pixels=max_pixels)
     x, t = loaded.array, target_loaded.array                        # (N, C, H, W), (N, O, OH, OW)
+    for label, array in ((f"the image {image}", x), (f"the target {target}", t)):
+        check_finite(label, array, "a kernel cannot be fitted to them; clean the data or "
+                     "pick another input")
     options = {"stride": stride, "padding": padding, "dilation": dilation}
     shape, groups = weight_shape(x, t, size, depthwise=depthwise, **options)
     true_weight, true_source = _true_kernel(true_kernel, x.shape[1], shape, groups)

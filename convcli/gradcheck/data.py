@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from ..errors import InputError
 from ..geometry import Geometry
-from ..validate import as_float, check_conv, check_grad_output
+from ..validate import as_float, check_conv, check_finite, check_grad_output
 from .suite import Case
 
 Array = NDArray[Any]
@@ -72,22 +72,11 @@ def from_arrays(name: str, x: Any, w: Any, b: Any, grad_output: Any, *, options:
     if grad_output is not None:
         check_grad_output(grad_output, x.shape, w.shape, geometry)
     for label, array in (("x", x), ("w", w), ("b", b), ("grad_output", grad_output)):
-        check_finite(label, array)
+        check_finite(label, array, "gradients cannot be checked on them; clean the data or "
+                     "pick another input")
     x, w = (np.ascontiguousarray(a, dtype=dtype) for a in (x, w))
     b = None if b is None else np.ascontiguousarray(b, dtype=dtype)
     shape = (x.shape[0], w.shape[0]) + geometry.output_size
     g = (rng.standard_normal(shape) if grad_output is None else grad_output).astype(
         dtype, copy=False)
     return CaseData(name, x, w, b, np.ascontiguousarray(g), geometry, groups)
-
-
-def check_finite(label: str, array: Array | None) -> None:
-    """Refuse NaN or inf in the data: a bad input is the user's to fix, not a failed check."""
-    if array is None:
-        return
-    bad = array.size - int(np.count_nonzero(np.isfinite(array)))
-    if bad:
-        nans = int(np.count_nonzero(np.isnan(array)))
-        raise InputError(f"{label} has {bad:,} non-finite value{'s' if bad != 1 else ''} "
-                         f"({nans:,} NaN, {bad - nans:,} inf) of {array.size:,}: gradients "
-                         "cannot be checked on them; clean the data or pick another input")

@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import kernels, outputs
 from ..images import load_image
-from ..validate import check_suffix
+from ..validate import check_finite, check_suffix
 from .model import Walkthrough
 from .walkthrough import ARTICLE_KERNEL, walkthrough
 
@@ -48,6 +48,9 @@ def run_explain(image: Path | None = None, kernel: str | None = None, *, stride:
             notes.append(f"{image} holds {x.shape[0]} images; explaining the first")
             x = x[:1]
     matrix = ARTICLE_KERNEL if kernel is None else kernels.load_kernel(kernel)[0]
+    for label, array in ((f"the image {image}", x), (f"the kernel {kernel}", matrix)):
+        check_finite(label, array, "a walkthrough needs finite numbers; clean the data or "
+                     "pick another input")
     channels = x.shape[1] if x is not None else (matrix.shape[1] if matrix.ndim == 4 else 1)
     w, groups = kernels.as_weight(matrix, channels)
     walk = walkthrough(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
