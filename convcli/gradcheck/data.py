@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import InputError
 from ..geometry import Geometry
 from ..validate import as_float, check_conv, check_finite, check_grad_output
 from .suite import Case
