@@ -89,8 +89,10 @@ def fit(
     json_output: opt.Json = False,
     quiet: opt.Quiet = False,
 ) -> None:
-    bar = LateProgress(stderr(), "fit", enabled=method == Method.gd and not (quiet or json_output),
-                       delay=0.0, detail="loss {task.fields[loss]}")
+    shown = not (quiet or json_output)
+    bar = LateProgress(stderr(), "fit", enabled=method == Method.gd and shown,
+                       detail="loss {task.fields[loss]}")
+    squares = LateProgress(stderr(), "least squares", enabled=shown)
     try:
         result = run_fit(image, target, opt.parse_ints(kernel_size, "kernel-size"),
                          depthwise=depthwise, method=method.value, optimizer=optimizer.value,
@@ -98,14 +100,20 @@ def fit(
                          true_kernel=true_kernel, gray=gray, max_pixels=max_pixels, out=out,
                          plot=plot, progress=lambda step, loss: bar(step, steps,
                                                                     loss=f"{loss:.4g}"),
+                         lstsq_progress=squares, notice=None if quiet else _notice,
                          **opt.geometry(stride, padding, dilation))
     finally:
         bar.close()
+        squares.close()
     console = summary.console(quiet)
     summary.show(facts(result, padding), json_output=json_output, console=console)
     if not json_output and max(result.shape[2:]) <= 7:
         console.print(summary.kernel_tables([("learned w", result.found.weight),
                                              ("true w", result.true_weight)]))
+
+
+def _notice(text: str) -> None:
+    stderr().print(f"[bold yellow]note:[/] {text}")
 
 
 def facts(result: FitResult, padding: str) -> list[Fact]:

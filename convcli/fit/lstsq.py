@@ -10,7 +10,7 @@ from ..geometry import pair, resolve
 
 
 def lstsq(x, t, kernel_size, *, groups=1, bias=True, stride=1, padding=0, dilation=1,
-          chunk_bytes=LSTSQ_CHUNK_BYTES):
+          chunk_bytes=LSTSQ_CHUNK_BYTES, progress=None):
     """The least-squares kernel: x (N, C, H, W), t (N, O, OH, OW) -> (w (O, C/groups, KH, KW),
     b (O,) or None, the smallest rank and the largest condition number of [X_col, 1]).
 
@@ -18,7 +18,8 @@ def lstsq(x, t, kernel_size, *, groups=1, bias=True, stride=1, padding=0, dilati
     [X_col_g, 1] · [W_g; b_g] = T_g per group g, whose O/groups right-hand sides share X_col_g.
     X_col is never built whole: its rows arrive in pieces of at most chunk_bytes, and each piece
     is folded into a running QR factorisation, whose R has the same least-squares solution,
-    rank and singular values as the whole matrix (TSQR).
+    rank and singular values as the whole matrix (TSQR). progress(done, total) counts the
+    output rows folded in.
     """
     x, t = np.asarray(x, dtype=np.float64), np.asarray(t, dtype=np.float64)
     geometry = resolve(x.shape[2:], pair(kernel_size, "kernel_size"), stride=stride,
@@ -41,6 +42,8 @@ def lstsq(x, t, kernel_size, *, groups=1, bias=True, stride=1, padding=0, dilati
                 block += [np.ones((len(cols), 1))] if bias else []
                 block += [targets[:, g * per_group : (g + 1) * per_group]]   # (m, Og)
                 factors[g] = np.linalg.qr(np.vstack([r, np.hstack(block)]), mode="r")
+            if progress is not None:
+                progress(n * oh + rows.stop, x.shape[0] * oh)
     weights, biases, ranks, conditions = [], [], [], []
     for r in factors:
         solution, _, rank, singular = np.linalg.lstsq(

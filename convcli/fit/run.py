@@ -19,7 +19,11 @@ from ..geometry import Geometry, pair, resolve
 from ..images import LoadedImage, load_image
 from ..validate import check_finite
 from .plot import loss_curve
-from .solve import STEPS, TOL, Fit, check_settings, fit, weight_shape
+from .solve import STEPS, TOL, Fit, check_settings, fit, lstsq_cost, weight_shape
+
+LSTSQ_NOTICE = 1e11
+"""Multiply-adds above which a least squares gets a notice first: ~10 s on this project's
+2-core machines (a 41×41 kernel on a 512×512 image, 7.4e11, took 56 s)."""
 
 Array = NDArray[Any]
 
@@ -71,10 +75,14 @@ def run_fit(image: Path, target: Path, kernel_size: Any, *, stride: Any = 1,
             steps: int = STEPS, seed: int = 0, bias: bool = True, tol: float = TOL,
             true_kernel: str | None = None, gray: bool = False, max_pixels: int | None = None,
             out: Path | None = None, plot: Path | None = None,
-            progress: Callable[[int, float], None] | None = None) -> FitResult:
+            progress: Callable[[int, float], None] | None = None,
+            lstsq_progress: Callable[[int, int], None] | None = None,
+            notice: Callable[[str], None] | None = None) -> FitResult:
     """Learn w (and b) with conv2d(image, w) + b ≈ target; write w to `out` (a text kernel
     file, or .npy; default TARGET.kernel.txt, .npy when text cannot hold it) and, with `plot`,
-    the loss curve. progress(step, loss) is called at every gd step."""
+    the loss curve. progress(step, loss) is called at every gd step, lstsq_progress(done,
+    total) during the least squares (always run: for --method lstsq, and as the exact answer
+    beside gd's), notice(text) once before a least squares that will take long."""
     size = pair(kernel_size, "--kernel-size")
     check_settings(method, optimizer, lr, steps, tol)
     _check_plot(plot, method)
@@ -96,12 +104,18 @@ def run_fit(image: Path, target: Path, kernel_size: Any, *, stride: Any = 1,
     true_weight, true_source = _true_kernel(true_kernel, x.shape[1], shape, groups)
     out = _kernel_output(out, target, shape, groups, inputs)
 
+    rows, columns, work = lstsq_cost(x.shape, t.shape, size, depthwise=depthwise, bias=bias,
+                                     **options)
+    if notice is not None and work > LSTSQ_NOTICE:
+        notice(f"least squares on a {rows:,}×{columns:,} column matrix (~{work / 1e9:,.0f} "
+               "G multiply-adds) may take a while; a smaller --kernel-size is faster")
     start = time.perf_counter()
     settings = {"bias": bias, "depthwise": depthwise, **options}
     found = fit(x, t, size, method=method, optimizer=optimizer, lr=lr, steps=steps, seed=seed,
-                tol=tol, callback=progress, **settings)
+                tol=tol, callback=progress, lstsq_progress=lstsq_progress, **settings)
     seconds = time.perf_counter() - start
-    exact = found if method == "lstsq" else fit(x, t, size, method="lstsq", **settings)
+    exact = found if method == "lstsq" else fit(x, t, size, method="lstsq",
+                                                lstsq_progress=lstsq_progress, **settings)
     geometry = resolve(x.shape[2:], shape[2:], **options)
     result = FitResult(found, exact, loaded, target_loaded, shape, groups, geometry,
                        true_weight, true_source, steps, seconds, [])

@@ -54,7 +54,7 @@ class Fit:
 
 def fit(x, t, kernel_size, *, method="gd", optimizer="adam", lr=None, steps=STEPS, seed=0,
         bias=True, tol=TOL, depthwise=False, stride=1, padding=0, dilation=1,
-        callback=None) -> Fit:
+        callback=None, lstsq_progress=None) -> Fit:
     """Learn w (and b) so that conv2d(x, w) + b ≈ t.
 
     x (N, C, H, W), t (N, O, OH, OW) -> Fit with weight (O, C/groups, KH, KW), bias (O,).
@@ -62,7 +62,8 @@ def fit(x, t, kernel_size, *, method="gd", optimizer="adam", lr=None, steps=STEP
     or "sgd"; lr: Adam's step [0.1], or for sgd 1 / a bound on L's curvature (every step then
     lowers L); seed: of the initial w and b (PyTorch's uniform ±1/√fan_in). A plateau (the
     lowest L fell by less than tol·L over 100 steps) restarts from the best state with lr / 10,
-    twice, and then stops; so does an exact fit. callback(step, loss) is called at every step.
+    twice, and then stops; so does an exact fit. callback(step, loss) is called at every step;
+    lstsq_progress(done, total) as the least squares' rows are folded in.
 
     >>> x = np.random.default_rng(0).random((1, 1, 8, 8))
     >>> t = conv2d(x, np.array([[[[1.0, -1.0]]]])) + 0.5
@@ -76,7 +77,7 @@ def fit(x, t, kernel_size, *, method="gd", optimizer="adam", lr=None, steps=STEP
     check_settings(method, optimizer, lr, steps, tol)
     if method == "lstsq":
         weight, b, rank, condition = lstsq(x, t, kernel_size, groups=groups, bias=bias,
-                                           **geometry)
+                                           progress=lstsq_progress, **geometry)
         return Fit(weight, b, groups, [loss(x, t, weight, b, groups=groups, **geometry)],
                    method, rank=rank, condition=condition)
     if lr is None:
@@ -87,6 +88,19 @@ def fit(x, t, kernel_size, *, method="gd", optimizer="adam", lr=None, steps=STEP
                     geometry=geometry)
     return Fit(found.weight, found.bias, groups, found.losses, "gd", stopped=found.stopped,
                lr=found.lr, lr_cuts=found.lr_cuts, optimizer=optimizer)
+
+
+def lstsq_cost(x_shape, t_shape, kernel_size, *, depthwise=False, bias=True, stride=1,
+               padding=0, dilation=1) -> tuple[int, int, float]:
+    """The least squares' column matrix [X_col, 1] per group: (rows, columns, and the
+    multiply-adds its QR takes over all groups, rows·columns²·groups)."""
+    kh, kw = pair(kernel_size, "kernel_size")
+    geometry = resolve(x_shape[2:], (kh, kw), stride=stride, padding=padding,
+                       dilation=dilation)
+    groups = x_shape[1] if depthwise else 1
+    rows = x_shape[0] * geometry.output_size[0] * geometry.output_size[1]
+    columns = x_shape[1] // groups * kh * kw + bias
+    return rows, columns, float(rows) * columns * (columns + t_shape[1] // groups) * groups
 
 
 def check_settings(method: str, optimizer: str, lr: float | None, steps: int,
@@ -110,6 +124,9 @@ def weight_shape(x, t, kernel_size, *, depthwise=False, stride=1, padding=0, dil
     check_4d(x, "the input")
     check_4d(t, "the target")
     kh, kw = pair(kernel_size, "kernel_size")
+    if kh > x.shape[2] or kw > x.shape[3]:
+        raise InputError(f"a {kh}×{kw} kernel is larger than the {x.shape[2]}×{x.shape[3]} "
+                         "input: the image cannot pin its taps; use a smaller --kernel-size")
     channels, out_channels = x.shape[1], t.shape[1]
     groups = channels if depthwise else 1
     if out_channels % groups:

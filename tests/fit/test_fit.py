@@ -251,3 +251,33 @@ def test_lstsq_in_pieces_equals_one_solve_on_the_whole_im2col():
                                        atol=1e-10)
             np.testing.assert_allclose(b[g * 3 : (g + 1) * 3], expected[18], atol=1e-10)
         assert rank == 19
+
+
+def test_a_kernel_larger_than_the_input_is_refused_at_once(tmp_path, rng):
+    """It used to run a 166 s least squares before saying the answer is not unique."""
+    from typer.testing import CliRunner
+
+    from convcli.cli import app
+
+    np.save(tmp_path / "a.npy", rng.random((40, 60)))
+    result = CliRunner().invoke(app, ["fit", str(tmp_path / "a.npy"), str(tmp_path / "a.npy"),
+                                      "-k", "100", "--method", "lstsq"])
+    assert result.exit_code == 2
+    assert "a 100×100 kernel is larger than the 40×60 input" in result.output
+
+
+def test_a_long_least_squares_is_announced_first_and_shows_progress(tmp_path, rng, monkeypatch):
+    import convcli.fit.run
+    from convcli.fit.run import run_fit
+
+    np.save(tmp_path / "a.npy", rng.random((30, 30)))
+    monkeypatch.setattr(convcli.fit.run, "LSTSQ_NOTICE", 1.0)
+    events = []
+    run_fit(tmp_path / "a.npy", tmp_path / "a.npy", 3, method="lstsq", out=tmp_path / "k.txt",
+            notice=lambda text: events.append(("notice", text)),
+            lstsq_progress=lambda done, total: events.append(("rows", done, total)))
+    assert events[0][0] == "notice" and "30×30 input" not in events[0][1]
+    assert "900×10 column matrix" in events[0][1]          # 30·30 rows, 3·3 taps + bias
+    rows = [e for e in events if e[0] == "rows"]
+    assert rows and rows[-1] == ("rows", 30, 30)
+    assert [d for _, d, _ in rows] == sorted(d for _, d, _ in rows)
