@@ -32,7 +32,7 @@ def check_readable(path: Path, what: str) -> None:
 
 def read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")     # a leading BOM (Notepad) is dropped
     except UnicodeDecodeError:
         raise InputError(f"{path} is not a text kernel file: write rows of numbers, "
                          "or save a NumPy array as .npy") from None

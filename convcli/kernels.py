@@ -92,28 +92,46 @@ def as_weight(kernel: NDArray[Any], channels: int,
     return kernel, groups
 
 
+INLINE = re.compile(r"[\s\d.,;eE+\-\u2212/]*\d[\s\d.,;eE+\-\u2212/]*")
+"""An inline matrix: numbers (with fractions a/b and the minus sign −), spaces, commas and
+semicolons."""
+
+
 def load_kernel(spec: str) -> tuple[NDArray[np.float64], str]:
     """A kernel file (.npy or text), an inline matrix "1 0 -1; 2 0 -2; 1 0 -1", or a preset
-    name -> (kernel (KH, KW), (O, KH, KW) or (O, C, KH, KW) float64, a description)."""
+    name -> (kernel (KH, KW), (O, KH, KW) or (O, C, KH, KW) float64, a description).
+
+    A file wins over a preset of the same name (the description says so)."""
     path = Path(spec)
+    if path.is_dir():
+        raise InputError(f"{spec} is a folder: give a kernel file inside it, an inline matrix "
+                         "or a preset name (see `convcli kernels`)")
     if path.is_file() or path.suffix.lower() == ".npy":
         check_readable(path, "kernel")
+        shadows = f" (a file; not the preset {spec.lower()})" if spec.lower() in PRESETS else ""
         if path.suffix.lower() == ".npy":
             kernel = load_npy(path, "kernel")
             if kernel.ndim not in (2, 3, 4) or kernel.size == 0:
                 raise InputError(f"{path} has shape {kernel.shape}; a kernel array must be "
                                  "(KH, KW), (O, KH, KW) or (O, C, KH, KW)")
             return kernel.astype(np.float64), f"{path}"
-        return parse_kernel_text(read_text(path), str(path)), f"{path}"
-    looks_like_file = os.sep in spec or re.search(r"\.[A-Za-z]\w*$", spec)
-    if re.fullmatch(r"[\s\d.,;eE+\-]+", spec) or (
-            not looks_like_file and re.search(r"[;,]|\S\s+\S", spec.strip())):
+        return parse_kernel_text(read_text(path), str(path)), f"{path}{shadows}"
+    if INLINE.fullmatch(spec) or (
+            not _looks_like_file(spec) and re.search(r"[;,]|\S\s+\S", spec.strip())):
         # a matrix written inline: numbers, or words with row or number separators between
+        if re.search(r";\s*;", spec):
+            raise InputError("the inline kernel has an empty row (;;): separate rows with one "
+                             "`;`; for several output channels write a kernel file with a "
+                             "blank line between them")
         return parse_kernel_text(spec.replace(";", "\n"), "the inline kernel"), "inline"
-    if looks_like_file:
+    if _looks_like_file(spec):
         raise InputError(f"no such kernel file: {spec} (or give a preset name; see "
                          "`convcli kernels`)")
     return preset(spec), f"preset {spec.lower()}"
+
+
+def _looks_like_file(spec: str) -> bool:
+    return os.sep in spec or bool(re.search(r"\.[A-Za-z]\w*$", spec))
 
 
 def parse_kernel_text(text: str, name: str) -> NDArray[np.float64]:
@@ -129,11 +147,13 @@ def parse_kernel_text(text: str, name: str) -> NDArray[np.float64]:
                 rows = []
             continue
         try:
-            row = [float(token) for token in re.split(r"[\s,]+", content.strip(", ")) if token]
+            row = [number_of(token) for token in re.split(r"[\s,]+", content.strip(", "))
+                   if token]
         except ValueError:
             bad = next(t for t in re.split(r"[\s,]+", content) if t and not _is_number(t))
             raise InputError(f"{name}, line {number}: {bad!r} is not a number; a kernel row is "
-                             "numbers separated by spaces or commas") from None
+                             "numbers (or fractions a/b) separated by spaces or "
+                             "commas") from None
         if rows and len(row) != len(rows[0][1]):
             raise InputError(f"{name}, line {number}: {len(row)} numbers but the rows above have "
                              f"{len(rows[0][1])}; every row of a kernel has the same length")
@@ -173,9 +193,21 @@ def format_kernel_text(weight: NDArray[Any], comments: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def number_of(token: str) -> float:
+    """One kernel entry: a number ("-0.5", "1e-3"), a fraction ("1/9", "-2/16"), with the
+    typographic minus sign − (U+2212) read as "-". ValueError otherwise."""
+    token = token.replace("\u2212", "-")
+    if "/" in token:
+        numerator, _, denominator = token.partition("/")
+        if float(denominator) == 0:
+            raise ValueError(f"{token}: division by zero")
+        return float(numerator) / float(denominator)
+    return float(token)
+
+
 def _is_number(token: str) -> bool:
     try:
-        float(token)
+        number_of(token)
     except ValueError:
         return False
     return True

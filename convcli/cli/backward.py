@@ -57,7 +57,8 @@ def backward(
     Writes one .npz holding the case (input, weight, bias when given, the geometry) and its results (y, grad_output, grad_input, grad_weight, grad_bias), so it can be re-run; np.load(path, allow_pickle=False) reads it. --out - writes it to standard output (the summary then goes to stderr).
     """  # one line per paragraph: Typer keeps a docstring's line breaks
     spec = opt.problem(image, kernel, stride=stride, padding=padding, dilation=dilation,
-                       groups=groups, bias=bias, gray=gray, dtype=dtype, max_pixels=max_pixels)
+                       groups=groups, bias=bias, gray=gray, dtype=dtype, max_pixels=max_pixels,
+                       quiet=quiet or json_output)
     console = summary.console(quiet, stderr=summary.to_stdout(out))
     with working(console, "computing dL/dx, dL/dw, dL/db", quiet=quiet or json_output):
         result = api.run_backward(spec, loss=loss.value, target=target, grad_output=grad_output,

@@ -65,6 +65,8 @@ def explain(
         "object instead.")] = False,
 ) -> None:
     """Walk through the forward and backward passes of a convolution (see HELP)."""
+    if not json_output:
+        opt.note_shadowed_preset(kernel)
     result = run_explain(image, kernel, pixel=parse_pixel(pixel), gray=gray,
                          max_pixels=max_pixels, seed=seed, export=export, animate=animate,
                          **opt.geometry(stride, padding, dilation))

@@ -46,7 +46,8 @@ def forward(
     A 2-D kernel on a colour image is applied to each channel separately (depthwise), as image tools do; a (O, C, KH, KW) kernel is an ordinary multi-channel convolution.
     """  # one line per paragraph: Typer keeps a docstring's line breaks
     spec = opt.problem(image, kernel, stride=stride, padding=padding, dilation=dilation,
-                       groups=groups, bias=bias, gray=gray, dtype=dtype, max_pixels=max_pixels)
+                       groups=groups, bias=bias, gray=gray, dtype=dtype, max_pixels=max_pixels,
+                       quiet=quiet or json_output)
     console = summary.console(quiet, stderr=summary.to_stdout(out))
     with working(console, "computing y = x ⋆ w", quiet=quiet or json_output):
         result = api.run_forward(spec, out=out, png=png, normalize=normalize,

@@ -112,7 +112,7 @@ def gradcheck(
             raise InputError("give a KERNEL after IMAGE (or neither, for the built-in suite)")
         spec = opt.problem(image, kernel, stride=stride, padding=padding, dilation=dilation,
                            groups=groups, bias=bias, gray=gray, dtype=dtype,
-                           max_pixels=max_pixels)
+                           max_pixels=max_pixels, quiet=quiet or json_output)
     if write_cases is not None:
         written = api.write_gradcheck_cases(write_cases, spec, cases=case, seed=seed,
                                             dtype=dtype.value,

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from ..errors import InputError
+from ..kernels import PRESETS
 from ..problem import ProblemSpec
 
 
@@ -45,7 +47,7 @@ ImageArg = Annotated[Path, typer.Argument(
     "are used as they are.", show_default=False)]
 KernelArg = Annotated[str, typer.Argument(
     metavar="KERNEL", help="A preset name (see `convcli kernels`), an inline matrix "
-    "\"1 0 -1; 2 0 -2; 1 0 -1\", a text file (rows of numbers; a blank line starts another "
+    "\"1 0 -1; 2 0 -2; 1 0 -1\" (fractions a/b allowed), a text file (rows of numbers; a blank line starts another "
     "output channel) or a .npy (KH, KW), (O, KH, KW) or (O, C, KH, KW).", show_default=False)]
 
 
@@ -128,8 +130,20 @@ def budget(mib: float) -> int:
 def problem(image: Path, kernel: str, *, stride: str = "1", padding: str = "same",
             dilation: str = "1", groups: int | None = None, bias: str | None = None,
             gray: bool = False, dtype: DType = DType.float64,
-            max_pixels: int | None = None) -> ProblemSpec:
-    """The options every IMAGE KERNEL command shares -> the library's ProblemSpec."""
+            max_pixels: int | None = None, quiet: bool = False) -> ProblemSpec:
+    """The options every IMAGE KERNEL command shares -> the library's ProblemSpec (and, unless
+    quiet, a note when a file shadows a preset)."""
+    if not quiet:
+        note_shadowed_preset(kernel)
     return ProblemSpec(image, kernel, groups=groups, bias=parse_bias(bias), gray=gray,
                        dtype=dtype.value, max_pixels=max_pixels,
                        **geometry(stride, padding, dilation))
+
+
+def note_shadowed_preset(kernel: str | None) -> None:
+    """A file in the current folder named like a preset is used as the kernel: say so on
+    stderr, so nobody runs the wrong kernel unknowingly."""
+    if kernel is not None and kernel.lower() in PRESETS and Path(kernel).is_file():
+        Console(stderr=True, highlight=False).print(
+            f"[bold yellow]note:[/] using the file ./{kernel}, not the preset {kernel.lower()} "
+            f"(rename the file to use the preset)")
