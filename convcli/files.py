@@ -46,7 +46,7 @@ def load_npy(path: Path, what: str) -> NDArray[Any]:
         raise InputError(f"{path} is not a NumPy .npy array of numbers: save the {what} with "
                          "numpy.save") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
-        raise InputError(f"{path} holds {getattr(array, 'dtype', 'no')} values; a {what} "
+        raise InputError(f"{path} holds {getattr(array, 'dtype', 'no')} values; the {what} "
                          "array must hold real numbers")
     return array
 

@@ -32,17 +32,18 @@ def zero_sum(w: NDArray[Any]) -> bool:
 
 
 def layout(y: NDArray[Any]) -> str:
-    """How to_picture lays out y's channels."""
-    channels = y.shape[1]
-    if channels == 3:
-        return "RGB"
-    return "grey" if channels == 1 else f"{channels} channels side by side, grey"
+    """How to_picture lays out y's images and channels."""
+    items, channels = y.shape[:2]
+    text = "RGB" if channels == 3 else "grey" if channels == 1 else (
+        f"{channels} channels side by side, grey")
+    return text if items == 1 else f"{items} images top to bottom, {text}"
 
 
 def to_picture(y: NDArray[Any], mapping: str) -> Image.Image:
-    """y (N, C, H, W) -> a Pillow image of the first batch item: grey for C = 1, RGB for C = 3,
-    otherwise the channels side by side in grey."""
-    image = np.asarray(y[0], dtype=np.float64)                # (C, H, W)
+    """y (N, C, H, W) -> one Pillow image: the N batch items top to bottom, each grey for
+    C = 1, RGB for C = 3, otherwise its channels side by side in grey; one mapping (scale) for
+    all of them."""
+    image = np.asarray(y, dtype=np.float64)                   # (N, C, H, W)
     finite = image[np.isfinite(image)]
     if mapping == NORMALIZE:
         low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
@@ -53,6 +54,8 @@ def to_picture(y: NDArray[Any], mapping: str) -> Image.Image:
     else:
         unit = image
     pixels = np.round(np.clip(np.nan_to_num(unit, nan=0.0), 0.0, 1.0) * 255).astype(np.uint8)
-    if pixels.shape[0] == 3:
-        return Image.fromarray(pixels.transpose(1, 2, 0), mode="RGB")
-    return Image.fromarray(np.concatenate(list(pixels), axis=1), mode="L")
+    if pixels.shape[1] == 3:
+        return Image.fromarray(np.concatenate(list(pixels), axis=1).transpose(1, 2, 0),
+                               mode="RGB")
+    rows = [np.concatenate(list(item), axis=1) for item in pixels]   # channels side by side
+    return Image.fromarray(np.concatenate(rows, axis=0), mode="L")

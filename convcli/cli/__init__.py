@@ -42,6 +42,24 @@ class _Group(TyperGroup):
             usage_error(error)
 
 
+def _flags_take_no_value() -> None:
+    """Typer 0.29's rich help writes a flag's type as `<bool>` (--json <bool>), as if it took a
+    value; a flag takes none, so its type column stays empty (every option with a value keeps
+    its own)."""
+    option = getattr(typer.core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if option is None or shown is None or getattr(shown, "convcli", False):
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> Any:
+        return None if getattr(self, "is_flag", False) and self.metavar is None else shown(self, ctx)
+
+    display_type_rich.convcli = True  # type: ignore[attr-defined]
+    option.display_type_rich = display_type_rich
+
+
+_flags_take_no_value()
+
 app = typer.Typer(
     cls=_Group,
     name="convcli",

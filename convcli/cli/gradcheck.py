@@ -105,6 +105,8 @@ def gradcheck(
     if list_cases:
         _show_cases(json_output)
         return
+    if samples is not None and samples < 1:
+        raise InputError(f"--samples must be at least 1, got {samples}")
     _refuse_conflicts(ctx, image, write_cases, answers)
     spec = None
     if image is not None:

@@ -64,6 +64,6 @@ def _pixel(pixel: Any, x_shape: tuple[int, ...]) -> tuple[int, int, int]:
     values = (0, 0, 0) if pixel is None else tuple(int(v) for v in pixel)
     values = (0,) + values if len(values) == 2 else values
     if len(values) != 3 or not all(0 <= p < n for p, n in zip(values, x_shape[1:])):
-        raise InputError(f"pixel must be I,J (or C,I,J) inside x of shape (C, H, W) = "
-                         f"{x_shape[1:]}, got {pixel}")
+        raise InputError(f"--pixel must be I,J (or C,I,J) inside x of shape (C, H, W) = "
+                         f"{x_shape[1:]}, got {','.join(map(str, pixel))}")
     return values[0], values[1], values[2]

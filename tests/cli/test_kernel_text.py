@@ -56,3 +56,41 @@ def test_a_file_named_like_a_preset_wins_with_a_note(tmp_path, monkeypatch, rng)
     assert np.load("y.npy").shape == (1, 1, 6, 6)
     quiet = CliRunner().invoke(app, ["forward", "x.npy", "box3", "-o", "y.npy", "-q"])
     assert quiet.output == ""
+
+
+def test_png_of_a_batch_draws_every_image(tmp_path, rng):
+    """N = 2 used to draw only the first image."""
+    from PIL import Image
+
+    x = rng.random((2, 1, 5, 7))
+    x[1] = 1.0 - x[1]
+    np.save(tmp_path / "batch.npy", x)
+    result = CliRunner().invoke(app, ["forward", str(tmp_path / "batch.npy"), "identity",
+                                      "--png", str(tmp_path / "y.png"), "-o",
+                                      str(tmp_path / "y.npy")])
+    assert result.exit_code == 0, result.output
+    assert "2 images top to bottom" in result.stdout
+    picture = np.asarray(Image.open(tmp_path / "y.png"))
+    assert picture.shape == (10, 7)
+    np.testing.assert_array_equal(picture, np.round(np.clip(x, 0, 1) * 255).reshape(10, 7))
+
+
+@pytest.mark.parametrize("command", [[], ["forward"], ["backward"], ["gradcheck"], ["explain"],
+                                     ["fit"], ["kernels"]])
+def test_flags_show_no_value_type_in_help(command):
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=100)
+    assert result.exit_code == 0
+    assert "<bool>" not in result.stdout and "--help" in result.stdout
+    assert "<" in result.stdout or command in ([], ["kernels"])   # options with values keep it
+
+
+@pytest.mark.parametrize("args, message", [
+    (["explain", "--pixel", "9,9"], "--pixel must be I,J (or C,I,J) inside x of shape (C, H, W) "
+                                    "= (1, 4, 4), got 9,9"),
+    (["forward", "{strings}", "box3"], "holds <U1 values; the image array must hold real"),
+])
+def test_messages_name_what_was_typed(tmp_path, args, message):
+    np.save(tmp_path / "s.npy", np.array(["a"]))
+    args = [a.format(strings=tmp_path / "s.npy") for a in args]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -115,7 +115,7 @@ def test_quiet_prints_nothing_but_keeps_the_exit_code(dw_off_by_one_percent):
     (["--dtype", "float16"], "Invalid value for '--dtype'"),
     (["--eps", "0"], "eps must be"),
     (["--atol", "-1"], "atol must be"),
-    (["PICTURE", "box3", "--samples", "0"], "samples must be >= 1"),
+    (["PICTURE", "box3", "--samples", "0"], "--samples must be at least 1"),
     (["PICTURE", "box3", "--stride", "0"], "--stride must be at least 1"),
     (["PICTURE", "nope-preset"], "nope-preset"),
     (["missing.png", "box3"], "missing.png"),
