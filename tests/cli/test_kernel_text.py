@@ -85,8 +85,8 @@ def test_flags_show_no_value_type_in_help(command):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["explain", "--pixel", "9,9"], "--pixel must be I,J (or C,I,J) inside x of shape (C, H, W) "
-                                    "= (1, 4, 4), got 9,9"),
+    (["explain", "--pixel", "9,9"], ("--pixel must be I,J (or C,I,J) inside x of shape "
+                                     "(C, H, W) = (1, 4, 4), got 9,9")),
     (["forward", "{strings}", "box3"], "holds <U1 values; the image array must hold real"),
 ])
 def test_messages_name_what_was_typed(tmp_path, args, message):
