@@ -91,17 +91,23 @@ class ForwardResult:
 
 
 def run_forward(spec: ProblemSpec, *, out: Path | None = None, png: Path | None = None,
-                normalize: bool = False, any_suffix: bool = False,
+                normalize: bool = False, any_suffix: bool = False, png_bits: int = 8,
                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> ForwardResult:
     """y = x ⋆ w + b, written to `out` (.npy; default IMAGE.forward.npy) and, with `png`, as a
     picture (clipped, or signed around mid grey for a zero-sum kernel; `normalize`: min..max).
-    `out` "-" is standard output; any_suffix allows an `out` named like another format."""
+    `out` "-" is standard output; any_suffix allows an `out` named like another format;
+    png_bits 16 writes a grey picture at 16 bits."""
+    if png_bits not in (8, 16):
+        raise InputError(f"--png-bits must be 8 or 16, got {png_bits}")
     inputs = [spec.image, spec.kernel]
     out = outputs.check_output(out or default_output(spec.image, "forward.npy"), inputs,
                                fmt="npy", any_suffix=any_suffix)
     if png is not None:
         png = outputs.check_output(_png_name(png, "--png"), inputs, [out], option="--png")
     problem = load_problem(spec)
+    if png is not None and png_bits == 16 and problem.w.shape[0] == 3:
+        raise InputError("--png-bits 16 writes grey pictures only (Pillow writes no 16-bit "
+                         "colour): drop it, or use --gray")
     start = time.perf_counter()
     with np.errstate(all="ignore"):    # NaN or inf in the data: counted in the summary instead
         y = conv2d(problem.x, problem.w, problem.b, memory_budget=memory_budget,
@@ -112,7 +118,7 @@ def run_forward(spec: ProblemSpec, *, out: Path | None = None, png: Path | None 
         mapping = picture.choose_mapping(y, zero_sum_kernel=picture.zero_sum(problem.w),
                                          signed_input=bool(np.nanmin(problem.x) < 0),
                                          normalize=normalize)
-        writers.append((png, outputs.png_writer(picture.to_picture(y, mapping))))
+        writers.append((png, outputs.png_writer(picture.to_picture(y, mapping, png_bits))))
     outputs.write_all(writers)
     return ForwardResult(problem, y, seconds, mapping, [path for path, _ in writers])
 

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import deep_images
 from .errors import InputError
 from .files import check_readable, load_npy
 
@@ -75,14 +76,13 @@ def _load_picture(path: Path, max_pixels: int | None) -> LoadedImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 frames = getattr(image, "n_frames", 1)
-                deep_colour = image.mode in ("RGB", "RGBA") and ";16" in _raw_mode(image)
-                loaded = _picture_array(ImageOps.exif_transpose(image), path)
+                raw = _raw_mode(image)
+                if deep_images.is_deep(raw):
+                    loaded = _deep_picture(image, path, raw)
+                else:
+                    loaded = _picture_array(ImageOps.exif_transpose(image), path)
                 if frames > 1:
                     loaded.notes.append(f"first of {frames} frames")
-                if deep_colour:
-                    loaded.notes.append("16-bit colour read at 8-bit precision (Pillow has no "
-                                        "16-bit RGB mode): save it as .npy, or as 16-bit grey, "
-                                        "for full precision")
                 return loaded
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         size = re.search(r"\((\d+) pixels\)", str(error))
@@ -100,6 +100,29 @@ def _load_picture(path: Path, max_pixels: int | None) -> LoadedImage:
         raise InputError(f"{path} could not be read as an image: {error}") from None
     finally:
         Image.MAX_IMAGE_PIXELS = saved_limit
+
+
+def _deep_picture(image: Image.Image, path: Path, raw: str) -> LoadedImage:
+    """A 16-bit colour or grey + alpha picture: at full precision through the `images` extra,
+    else Pillow's 8 bits, said plainly. Grey + alpha stays one channel (Pillow opens it as
+    RGBA with R = G = B)."""
+    grey = raw.startswith("LA")
+    samples = deep_images.read_deep(path)
+    if samples is None:
+        if grey:
+            image = image.convert("RGBA").getchannel("R")
+        loaded = _picture_array(ImageOps.exif_transpose(image), path)
+        loaded.notes.append(f"16-bit {'grey' if grey else 'colour'} read at 8 bits (Pillow "
+                            f"has no such mode); {deep_images.INSTALL} reads it at 16")
+        if grey:
+            loaded.notes.append("alpha channel dropped")
+        return loaded
+    samples = samples[..., None] if samples.ndim == 2 else samples
+    keep = 1 if grey else 3
+    notes = ["alpha channel dropped"] if samples.shape[-1] > keep else []
+    array = samples[..., :keep].transpose(2, 0, 1).astype(np.float64) / 65535.0
+    mode = f"{'LA' if grey else 'RGB'}{'A' if not grey and samples.shape[-1] > 3 else ''}"
+    return LoadedImage(array[None], f"{path} ({mode}, 16-bit, scaled to [0, 1])", notes)
 
 
 def _raw_mode(image: Image.Image) -> str:

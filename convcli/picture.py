@@ -39,10 +39,10 @@ def layout(y: NDArray[Any]) -> str:
     return text if items == 1 else f"{items} images top to bottom, {text}"
 
 
-def to_picture(y: NDArray[Any], mapping: str) -> Image.Image:
+def to_picture(y: NDArray[Any], mapping: str, bits: int = 8) -> Image.Image:
     """y (N, C, H, W) -> one Pillow image: the N batch items top to bottom, each grey for
     C = 1, RGB for C = 3, otherwise its channels side by side in grey; one mapping (scale) for
-    all of them."""
+    all of them. bits 16 writes grey at 16 bits (0..65535; Pillow writes no 16-bit colour)."""
     image = np.asarray(y, dtype=np.float64)                   # (N, C, H, W)
     finite = image[np.isfinite(image)]
     if mapping == NORMALIZE:
@@ -53,7 +53,12 @@ def to_picture(y: NDArray[Any], mapping: str) -> Image.Image:
         unit = 0.5 + image / (2 * scale) if scale > 0 else np.full_like(image, 0.5)
     else:
         unit = image
-    pixels = np.round(np.clip(np.nan_to_num(unit, nan=0.0), 0.0, 1.0) * 255).astype(np.uint8)
+    top = 65535 if bits == 16 else 255
+    pixels = np.round(np.clip(np.nan_to_num(unit, nan=0.0), 0.0, 1.0) * top).astype(
+        np.uint16 if bits == 16 else np.uint8)
+    if bits == 16:
+        rows = [np.concatenate(list(item), axis=1) for item in pixels]
+        return Image.fromarray(np.ascontiguousarray(np.concatenate(rows, axis=0)))  # I;16
     if pixels.shape[1] == 3:
         return Image.fromarray(np.concatenate(list(pixels), axis=1).transpose(1, 2, 0),
                                mode="RGB")

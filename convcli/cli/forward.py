@@ -34,6 +34,8 @@ def forward(
     png: Annotated[Path | None, typer.Option(
         help="Also write a picture of y: clipped to [0, 1], or, for a zero-sum kernel (Sobel, "
         "Laplacian) with negative output, mapped around mid grey (0 = grey).")] = None,
+    png_bits: Annotated[int, typer.Option(
+        help="Bits per sample of the --png picture: 8, or 16 for grey (0..65535).")] = 8,
     normalize: Annotated[bool, typer.Option(
         "--normalize", help="Map the picture's min..max to 0..255.")] = False,
     memory_budget: opt.MemoryBudget = 256,
@@ -51,7 +53,7 @@ def forward(
     console = summary.console(quiet, stderr=summary.to_stdout(out))
     with working(console, "computing y = x ⋆ w", quiet=quiet or json_output):
         result = api.run_forward(spec, out=out, png=png, normalize=normalize,
-                                 any_suffix=any_suffix,
+                                 any_suffix=any_suffix, png_bits=png_bits,
                                  memory_budget=opt.budget(memory_budget))
     summary.show(facts(result), json_output=json_output, console=console)
 

@@ -418,14 +418,15 @@ def _png_16bit_rgb(path, rgb):
                      chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
-def test_16bit_colour_says_it_is_read_at_8_bits(tmp_path, rng):
+def test_16bit_colour_json_notes_say_how_it_was_read(tmp_path, rng):
+    """With the images extra: full precision; tests/cli/test_deep_images.py covers both."""
+    pytest.importorskip("imagecodecs", reason="the images extra is not installed")
     rgb = rng.integers(0, 65536, size=(4, 5, 3))
     _png_16bit_rgb(tmp_path / "deep.png", rgb)
     out = tmp_path / "y.npy"
     result = run("forward", tmp_path / "deep.png", "identity", "--out", out, "--json")
-    assert any("16-bit colour read at 8-bit precision" in n
-               for n in json.loads(result.stdout)["input"]["notes"])
-    np.testing.assert_array_equal(np.load(out)[0], (rgb >> 8).transpose(2, 0, 1) / 255.0)
+    assert "16-bit, scaled to [0, 1]" in json.loads(result.stdout)["input"]["source"]
+    np.testing.assert_array_equal(np.load(out)[0] * 65535, rgb.transpose(2, 0, 1))
 
 
 def test_signed_input_is_pictured_around_grey(tmp_path):
