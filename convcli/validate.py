@@ -114,8 +114,8 @@ def check_size(what: str, shape: tuple[int, ...], itemsize: int, fix: str) -> No
     limit = max_bytes()
     if size > limit:
         raise InputError(f"{what} would be {'×'.join(map(str, shape))} = {_gib(size)}, more "
-                         f"than the {_gib(limit)} of memory available: {fix} (or set "
-                         "CONVCLI_MAX_BYTES to allow it)")
+                         f"than the {_gib(limit)} of memory available: {fix} (or allow it "
+                         "with `convcli --max-bytes N` or CONVCLI_MAX_BYTES)")
 
 
 def _gib(size: int) -> str:

@@ -8,6 +8,7 @@ share, summary.py turns results into tables or JSON, errors.py turns exceptions 
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from . import backward, explain, fit, forward, gradcheck, kernels
-from .errors import NoArgsIsHelpError, UsageError, state, usage_error
+from .errors import NoArgsIsHelpError, UsageError, fail, state, usage_error
 
 
 class _Group(TyperGroup):
@@ -84,6 +85,9 @@ def _main(
                                           help="Print the version and exit.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an internal "
                                         "error (or set CONVCLI_DEBUG=1).")] = False,
+    max_bytes: Annotated[float | None, typer.Option(
+        "--max-bytes", help="The largest array convcli will allocate, in bytes (default: the "
+        "memory available now; or set CONVCLI_MAX_BYTES).", show_default=False)] = None,
 ) -> None:
     """Compute, check and teach the forward and backward passes of 2-D convolution.
 
@@ -91,6 +95,10 @@ def _main(
     the forward pass is a cross-correlation (the kernel is not flipped).
     """
     state["debug"] = debug
+    if max_bytes is not None:
+        if not 0 < max_bytes < float("inf"):
+            fail(f"--max-bytes must be a positive number of bytes, got {max_bytes}")
+        os.environ["CONVCLI_MAX_BYTES"] = str(int(max_bytes))
 
 
 app.command(epilog=forward.EXAMPLE)(forward.forward)

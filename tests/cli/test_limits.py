@@ -76,3 +76,14 @@ def test_an_honest_npy_too_large_for_memory_is_refused(tmp_path, monkeypatch):
     result = invoke("forward", tmp_path / "big.npy", "box3")
     assert "the image array in" in result.output and "512.0 KiB" not in result.output
     assert "more than the 0.1 MiB of memory available" in result.output
+
+
+def test_max_bytes_sets_the_limit_for_one_run(image, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVCLI_MAX_BYTES", "1e12")    # restored after: the option sets it
+    result = CliRunner().invoke(app, ["--max-bytes", "1000", "forward", str(image), "box3",
+                                      "-o", str(tmp_path / "y.npy")])
+    assert result.exit_code == 2
+    assert "more than the 0.0 MiB of memory available" in result.output
+    assert "convcli --max-bytes N" in result.output
+    bad = CliRunner().invoke(app, ["--max-bytes", "-1", "forward", str(image), "box3"])
+    assert bad.exit_code == 2 and "--max-bytes must be a positive number" in bad.output

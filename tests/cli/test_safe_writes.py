@@ -101,6 +101,11 @@ def test_an_unwritable_folder_is_refused_before_any_work(image, tmp_path, monkey
         result = invoke(command, image, "box3", "-o", tmp_path / "y.bin", expect=2)
         assert "cannot write in the folder" in result.output
         assert "Permission denied" in result.output and "choose another --out" in result.output
+    result = invoke("explain", "--image", image, "--export", tmp_path / "walk.txt", expect=2)
+    assert "cannot write in the folder" in result.output and "--export" in result.output
+    assert result.output.count("\n") == 1                 # no walkthrough printed first
+    result = invoke("fit", image, image, "-k", "3", "--out", tmp_path / "k.txt", expect=2)
+    assert "cannot write in the folder" in result.output
 
 
 @pytest.mark.parametrize("command, name, fmt", [
