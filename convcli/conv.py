@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from . import depthwise
+from . import borders, depthwise
 from .chunking import DEFAULT_MEMORY_BUDGET, Chunk, run
 from .columns import (
     col2im_t_add,
@@ -44,7 +44,7 @@ from .columns import (
     store_rows_t,
 )
 from .errors import InputError
-from .geometry import Geometry
+from .geometry import Geometry, resolve
 from .validate import (
     as_float,
     check_budget,
@@ -58,14 +58,16 @@ Route = Literal["auto", "col2im", "flipped"]
 
 
 def conv2d(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
-           dilation: Any = 1, groups: int = 1, memory_budget: int = DEFAULT_MEMORY_BUDGET
-           ) -> Array:
+           dilation: Any = 1, groups: int = 1, padding_mode: str = "zeros", flip: bool = False,
+           memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Array:
     """2-D convolution as deep learning means it: y = x ⋆ w + b, a cross-correlation (no flip).
 
     x (N, C, H, W), w (O, C/groups, KH, KW), b (O,) or None -> y (N, O, OH, OW).
     stride and dilation: an int or (h, w); padding: an int, (h, w), (top, bottom, left, right),
     "valid", "same" or "full"; groups divides C and O (groups = C is depthwise).
-    float32 stays float32, float64 stays float64; integers and bools compute in float64.
+    padding_mode: what the padded cells hold, "zeros" or a border mode of borders.py
+    ("reflect", "symmetric", "replicate", "circular"). flip: rotate the kernel 180° first, a
+    true convolution (scipy.ndimage.convolve's). float32 stays float32, float64 stays float64; integers and bools compute in float64.
     memory_budget: bytes of scratch for pieces of X_col or padded rows (at least one output
     row's worth is used even when the budget is smaller). Each thread keeps its scratch buffer,
     of at most 16 MiB, between calls.
@@ -80,6 +82,8 @@ def conv2d(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
     geometry = check_conv(x, w, b, stride=stride, padding=padding, dilation=dilation,
                           groups=groups)
     budget = check_budget(memory_budget)
+    x, geometry = bordered(x, geometry, padding_mode)
+    w = flipped(w) if flip else w
     if depthwise.suits(w.shape, groups, geometry):     # one channel in and out per group
         return depthwise.conv2d_one_channel(x, w, b, geometry, groups, budget)
     n, c, o, (oh, ow) = x.shape[0], x.shape[1], w.shape[0], geometry.output_size
@@ -104,7 +108,8 @@ def _forward_chunk(chunk: Chunk, scratch: Array, *, x_padded: Array, w: Array, b
 
 
 def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, padding: Any = 0,
-                    dilation: Any = 1, groups: int = 1, grad_input_route: Route = "auto",
+                    dilation: Any = 1, groups: int = 1, padding_mode: str = "zeros",
+                    flip: bool = False, grad_input_route: Route = "auto",
                     memory_budget: int = DEFAULT_MEMORY_BUDGET) -> tuple[Array, Array, Array]:
     """The three gradients of y = conv2d(x, w, b) for a given dL/dy.
 
@@ -114,6 +119,8 @@ def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, paddin
     grad_input_route: "col2im" (dL/dx = col2im(dL/dY · W)), "flipped" (dL/dx = dL/dy, dilated by
     the stride, fully correlated with the flipped, channel-swapped kernel) or "auto" (flipped at
     stride 1, col2im otherwise: the faster one measured on each).
+    padding_mode, flip: as in conv2d; dL/dx folds the gradient of each padded cell back onto
+    the pixel it copied (borders.fold), and dL/dw is for the kernel as given (flipped back).
     memory_budget: bytes of scratch, as in conv2d.
     """
     grad_output, x, w = as_float(grad_output, x, w)
@@ -122,6 +129,15 @@ def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, paddin
                           groups=groups)
     check_grad_output(grad_output, x.shape, w.shape, geometry)
     budget = check_budget(memory_budget)
+    if padding_mode != "zeros" or flip:
+        x_used, geometry_used = bordered(x, geometry, padding_mode)
+        dx, dw, db = conv2d_backward(grad_output, x_used, flipped(w) if flip else w,
+                                     stride=geometry_used.stride, padding=0,
+                                     dilation=geometry_used.dilation, groups=groups,
+                                     grad_input_route=grad_input_route, memory_budget=budget)
+        if padding_mode != "zeros":
+            dx = borders.fold(dx, geometry.pad, padding_mode, geometry.input_size)
+        return dx, flipped(dw) if flip else dw, db
     if grad_input_route == "auto":
         grad_input_route = "flipped" if geometry.stride == (1, 1) else "col2im"
     if grad_input_route not in ("col2im", "flipped"):
@@ -138,10 +154,11 @@ def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, paddin
 
 def conv2d_weight(input: Any, weight_size: Any, grad_output: Any, *, stride: Any = 1,
                   padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                  padding_mode: str = "zeros",
                   memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Array:
     """dL/dw alone, the xᵀ product X_colᵀ · dL/dY, with ``torch.nn.grad.conv2d_weight``'s
     arguments: input x (N, C, H, W), weight_size (O, C/groups, KH, KW), grad_output
-    (N, O, OH, OW) -> dL/dw (O, C/groups, KH, KW)."""
+    (N, O, OH, OW) -> dL/dw (O, C/groups, KH, KW); padding_mode as in conv2d."""
     grad_output, x = as_float(grad_output, input)
     assert grad_output is not None and x is not None
     w_shape = check_x_shape(weight_size, "weight_size", "(O, C/groups, KH, KW)")
@@ -149,18 +166,27 @@ def conv2d_weight(input: Any, weight_size: Any, grad_output: Any, *, stride: Any
     geometry = check_conv(x, w_like, None, stride=stride, padding=padding, dilation=dilation,
                           groups=groups)
     check_grad_output(grad_output, x.shape, w_shape, geometry)
+    x, geometry = bordered(x, geometry, padding_mode)
     return _grad_weight(np.ascontiguousarray(grad_output), x, w_shape, geometry, groups,
                         check_budget(memory_budget))
 
 
 def conv2d_input(input_size: Any, weight: Any, grad_output: Any, *, stride: Any = 1,
                  padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                 padding_mode: str = "zeros",
                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Array:
     """dL/dx alone, with ``torch.nn.grad.conv2d_input``'s arguments: input_size (N, C, H, W),
     weight (O, C/groups, KH, KW), grad_output (N, O, OH, OW) -> dL/dx (N, C, H, W), by the
-    faster route for the stride (conv2d_backward's "auto")."""
+    faster route for the stride (conv2d_backward's "auto"); padding_mode as in conv2d."""
     grad_output, w, shape, geometry = _prepare_grad_input(grad_output, input_size, weight,
                                                           stride, padding, dilation, groups)
+    borders.check_mode(padding_mode, geometry.input_size, geometry.pad)
+    if padding_mode != "zeros":                 # dL/d(padded x), then folded back
+        padded_shape = shape[:2] + geometry.padded_size
+        grad_padded = conv2d_input(padded_shape, w, grad_output, stride=geometry.stride,
+                                   padding=0, dilation=geometry.dilation, groups=groups,
+                                   memory_budget=memory_budget)
+        return borders.fold(grad_padded, geometry.pad, padding_mode, geometry.input_size)
     route = _grad_input_flipped if geometry.stride == (1, 1) else _grad_input_col2im
     return route(grad_output, shape, w, geometry, groups, check_budget(memory_budget))
 
@@ -212,6 +238,22 @@ def grad_input_flipped(grad_output: Any, x_shape: Any, w: Any, *, stride: Any = 
                                                           padding, dilation, groups)
     return _grad_input_flipped(grad_output, shape, w, geometry, groups,
                                check_budget(memory_budget))
+
+
+def bordered(x: Array, geometry: Geometry, padding_mode: str) -> tuple[Array, Geometry]:
+    """zeros: x and its geometry as they are (the core pads with zeros itself); a border mode:
+    x padded by it (borders.pad) and the same geometry with no padding left to do."""
+    borders.check_mode(padding_mode, geometry.input_size, geometry.pad)
+    if padding_mode == "zeros":
+        return x, geometry
+    x_padded = borders.pad(x, geometry.pad, padding_mode)
+    return x_padded, resolve(x_padded.shape[2:], geometry.kernel_size, stride=geometry.stride,
+                             padding=0, dilation=geometry.dilation)
+
+
+def flipped(w: Array) -> Array:
+    """The kernel rotated 180° (both spatial axes reversed), for a true convolution."""
+    return np.ascontiguousarray(w[..., ::-1, ::-1])
 
 
 def flip_kernel(w: Any, groups: int = 1) -> Array:

@@ -1,0 +1,94 @@
+"""Border modes: what the padded cells hold, and the adjoint that folds their gradient back.
+
+A padded axis of length L with `before` and `after` extra cells is x read at a source index per
+padded position p ∈ [−before, L + after):
+
+    replicate  clip(p, 0, L − 1)                      (scipy 'nearest', OpenCV REPLICATE)
+    reflect    mirror without repeating the edge      (torch 'reflect', scipy 'mirror',
+               period 2(L − 1)                         OpenCV REFLECT_101, NumPy 'reflect')
+    symmetric  mirror repeating the edge, period 2L   (scipy 'reflect', OpenCV REFLECT,
+                                                        NumPy 'symmetric')
+    circular   p mod L                                (torch 'circular', scipy 'wrap')
+
+so padding is a gather x[..., rows][..., cols], and its adjoint (the backward pass through the
+padding) adds each padded cell's gradient onto the pixel it copied. Like torch, 'reflect'
+needs pads smaller than the axis and 'circular' pads no larger than it; 'replicate' and
+'symmetric' take any pad.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .errors import InputError
+
+Array = NDArray[Any]
+MODES = ("zeros", "reflect", "symmetric", "replicate", "circular")
+
+
+def check_mode(mode: str, size: tuple[int, int], pad: tuple[int, int, int, int]) -> None:
+    """Refuse an unknown mode, or pads the mode cannot fill (torch's rules)."""
+    if mode not in MODES:
+        raise InputError(f"padding_mode must be one of {', '.join(MODES)}, got {mode!r}")
+    for axis, (length, before, after) in enumerate(((size[0], pad[0], pad[1]),
+                                                    (size[1], pad[2], pad[3]))):
+        name = ("height", "width")[axis]
+        widest = max(before, after)
+        if mode == "reflect" and widest >= length and widest > 0:
+            raise InputError(f"border mode reflect needs padding smaller than the input's "
+                             f"{name} ({length}), got {widest}: use less padding, or "
+                             "symmetric or replicate")
+        if mode == "circular" and widest > length:
+            raise InputError(f"border mode circular needs padding no larger than the input's "
+                             f"{name} ({length}), got {widest}: it would wrap around more than "
+                             "once; use less padding")
+
+
+def source_index(length: int, before: int, after: int, mode: str) -> Array:
+    """The source index in [0, length) of each of the before + length + after padded cells."""
+    p = np.arange(-before, length + after)
+    if mode == "replicate" or length == 1:
+        return np.clip(p, 0, length - 1)
+    if mode == "circular":
+        return np.mod(p, length)
+    if mode == "reflect":
+        period = 2 * (length - 1)
+        q = np.mod(p, period)
+        return np.where(q < length, q, period - q)
+    if mode == "symmetric":
+        q = np.mod(p, 2 * length)
+        return np.where(q < length, q, 2 * length - 1 - q)
+    raise InputError(f"padding_mode must be one of {', '.join(MODES)}, got {mode!r}")
+
+
+def pad(x: Array, pad: tuple[int, int, int, int], mode: str) -> Array:
+    """x (..., H, W) -> (..., H + top + bottom, W + left + right), the border filled by mode."""
+    top, bottom, left, right = pad
+    rows = source_index(x.shape[-2], top, bottom, mode)
+    cols = source_index(x.shape[-1], left, right, mode)
+    return np.ascontiguousarray(x[..., rows, :][..., cols])
+
+
+def fold(grad_padded: Array, pad: tuple[int, int, int, int], mode: str,
+         size: tuple[int, int]) -> Array:
+    """The adjoint of pad: grad_padded (..., Hp, Wp) -> (..., H, W), each padded cell's
+    gradient added onto the pixel it copied."""
+    top, bottom, left, right = pad
+    rows = source_index(size[0], top, bottom, mode)
+    cols = source_index(size[1], left, right, mode)
+    by_rows = _fold_axis(grad_padded, rows, size[0], top, axis=-2)
+    return _fold_axis(by_rows, cols, size[1], left, axis=-1)
+
+
+def _fold_axis(values: Array, index: Array, length: int, before: int, axis: int) -> Array:
+    """Σ over padded positions p with index[p] = i of values[..., p, ...] -> length i's: the
+    interior copied as it is, then each border cell added where it came from."""
+    moved = np.moveaxis(values, axis, 0)
+    out = moved[before: before + length].copy()
+    border = np.r_[0:before, before + length: len(index)]
+    if border.size:
+        np.add.at(out, index[border], moved[border])
+    return np.moveaxis(out, 0, axis)
