@@ -18,7 +18,6 @@ A user's mistake raises ``InputError`` (a ValueError).
 """
 
 from . import borders
-
 from .columns import col2im, im2col
 from .conv import (
     conv2d,
