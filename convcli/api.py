@@ -192,7 +192,8 @@ def run_backward(spec: ProblemSpec, *, loss: str = "sum", target: Path | None = 
         input=x, weight=w, **({} if problem.b is None else {"bias": problem.b}),
         y=y, grad_output=dy, grad_input=dx, grad_weight=dw, grad_bias=db,
         stride=np.array(g.stride), dilation=np.array(g.dilation), padding=np.array(g.pad),
-        groups=np.array(problem.groups)))]
+        groups=np.array(problem.groups), padding_mode=np.array(spec.padding_mode),
+        flip=np.array(spec.flip)))]
     if png_dx is not None:                                   # gradients are signed
         writers.append((png_dx, outputs.png_writer(picture.to_picture(dx, picture.SIGNED))))
     outputs.write_all(writers)

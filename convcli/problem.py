@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import kernels
+from . import borders, kernels
 from .errors import InputError
 from .geometry import Geometry
 from .images import LoadedImage, load_image
@@ -36,6 +36,8 @@ class ProblemSpec:
     gray: bool = False
     dtype: str = "float64"
     max_pixels: int | None = None
+    padding_mode: str = "zeros"
+    flip: bool = False
 
     def padding_text(self) -> str:
         """The padding as the user would type it: same, 1 or 1,0,1,0."""
@@ -63,8 +65,14 @@ class Problem:
         return self.image.array
 
     def conv_options(self) -> dict[str, Any]:
-        """conv2d's keywords for this problem: the resolved geometry and the groups."""
-        return {**self.geometry.options(), "groups": self.groups}
+        """conv2d's keywords for this problem: the resolved geometry and the groups, and the
+        border mode and flip when they are not the defaults."""
+        options = {**self.geometry.options(), "groups": self.groups}
+        if self.spec.padding_mode != "zeros":
+            options["padding_mode"] = self.spec.padding_mode
+        if self.spec.flip:
+            options["flip"] = True
+        return options
 
 
 def load_problem(spec: ProblemSpec) -> Problem:
@@ -80,6 +88,7 @@ def load_problem(spec: ProblemSpec) -> Problem:
     b = None if spec.bias is None else expand_bias(spec.bias, w.shape[0]).astype(dtype)
     geometry = check_conv(image.array, w, b, stride=spec.stride, padding=spec.padding,
                           dilation=spec.dilation, groups=groups)
+    borders.check_mode(spec.padding_mode, geometry.input_size, geometry.pad)
     return Problem(spec, image, w, b, groups, geometry, source)
 
 

@@ -36,6 +36,8 @@ def backward(
     gray: opt.Gray = False,
     dtype: opt.Precision = opt.DType.float64,
     max_pixels: opt.MaxPixels = None,
+    border: opt.BorderMode = opt.Border.zeros,
+    flip: opt.Flip = False,
     grad_output: Annotated[Path | None, typer.Option(
         help="dL/dy as a .npy of y's shape (N, O, OH, OW); replaces --loss.")] = None,
     loss: Annotated[Loss, typer.Option(
@@ -58,7 +60,7 @@ def backward(
     """  # one line per paragraph: Typer keeps a docstring's line breaks
     spec = opt.problem(image, kernel, stride=stride, padding=padding, dilation=dilation,
                        groups=groups, bias=bias, gray=gray, dtype=dtype, max_pixels=max_pixels,
-                       quiet=quiet or json_output)
+                       quiet=quiet or json_output, border=border, flip=flip)
     console = summary.console(quiet, stderr=summary.to_stdout(out))
     with working(console, "computing dL/dx, dL/dw, dL/db", quiet=quiet or json_output):
         result = api.run_backward(spec, loss=loss.value, target=target, grad_output=grad_output,
@@ -80,7 +82,8 @@ def facts(result: api.BackwardResult) -> list[Fact]:
     return [
         summary.input_fact(problem.image),
         summary.kernel_fact(problem.w, problem.kernel_source, problem.groups, problem.x.shape[1]),
-        summary.geometry_fact(problem.geometry, problem.groups, problem.spec.padding_text()),
+        summary.geometry_fact(problem.geometry, problem.groups, problem.spec.padding_text(),
+                              problem.spec.padding_mode, problem.spec.flip),
         Fact("output", {"shape": list(result.y.shape)},
              (("output", f"y {summary.shape_text(result.y)}"),)),
         Fact("loss", result.loss_text, (("loss", loss),)),

@@ -29,6 +29,8 @@ def forward(
     gray: opt.Gray = False,
     dtype: opt.Precision = opt.DType.float64,
     max_pixels: opt.MaxPixels = None,
+    border: opt.BorderMode = opt.Border.zeros,
+    flip: opt.Flip = False,
     out: Annotated[Path | None, opt.out_option(
         "y (N, O, OH, OW) as .npy (default: IMAGE.forward.npy beside the image)")] = None,
     png: Annotated[Path | None, typer.Option(
@@ -49,7 +51,7 @@ def forward(
     """  # one line per paragraph: Typer keeps a docstring's line breaks
     spec = opt.problem(image, kernel, stride=stride, padding=padding, dilation=dilation,
                        groups=groups, bias=bias, gray=gray, dtype=dtype, max_pixels=max_pixels,
-                       quiet=quiet or json_output)
+                       quiet=quiet or json_output, border=border, flip=flip)
     console = summary.console(quiet, stderr=summary.to_stdout(out))
     with working(console, "computing y = x ⋆ w", quiet=quiet or json_output):
         result = api.run_forward(spec, out=out, png=png, normalize=normalize,
@@ -65,7 +67,8 @@ def facts(result: api.ForwardResult) -> list[Fact]:
     return [
         summary.input_fact(problem.image, range=x_range),
         summary.kernel_fact(problem.w, problem.kernel_source, problem.groups, problem.x.shape[1]),
-        summary.geometry_fact(problem.geometry, problem.groups, problem.spec.padding_text()),
+        summary.geometry_fact(problem.geometry, problem.groups, problem.spec.padding_text(),
+                              problem.spec.padding_mode, problem.spec.flip),
         Fact("output", {"shape": list(y.shape), "dtype": str(y.dtype), "range": y_range},
              (("output", (f"{summary.shape_text(y)}  range {summary.range_text(y_range)}  "
                          f"(input range {summary.range_text(x_range)})")),)),

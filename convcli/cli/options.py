@@ -36,6 +36,21 @@ MaxPixels = Annotated[int | None, typer.Option(
     help="Raise Pillow's decompression-bomb limit (89,478,485 pixels) for a file you trust.")]
 MemoryBudget = Annotated[float, typer.Option(
     help="MiB of scratch for pieces of the im2col matrix (it is never built whole).")]
+class Border(str, Enum):
+    zeros = "zeros"
+    reflect = "reflect"
+    symmetric = "symmetric"
+    replicate = "replicate"
+    circular = "circular"
+
+
+BorderMode = Annotated[Border, typer.Option(
+    "--border", help="What the padded cells hold: zeros, reflect (torch reflect, scipy mirror, "
+    "OpenCV REFLECT_101), symmetric (scipy reflect, OpenCV REFLECT), replicate (scipy "
+    "nearest) or circular (scipy wrap).")]
+Flip = Annotated[bool, typer.Option(
+    "--flip", help="Rotate the kernel 180° first: a true convolution (scipy.ndimage.convolve, "
+    "ImageMagick) instead of deep learning's cross-correlation.")]
 AnySuffix = Annotated[bool, typer.Option(
     "--any-suffix", help="Keep an --out name whose suffix promises another format "
     "(e.g. y.png for .npy data); refused otherwise.")]
@@ -130,14 +145,15 @@ def budget(mib: float) -> int:
 def problem(image: Path, kernel: str, *, stride: str = "1", padding: str = "same",
             dilation: str = "1", groups: int | None = None, bias: str | None = None,
             gray: bool = False, dtype: DType = DType.float64,
-            max_pixels: int | None = None, quiet: bool = False) -> ProblemSpec:
+            max_pixels: int | None = None, quiet: bool = False,
+            border: Border = Border.zeros, flip: bool = False) -> ProblemSpec:
     """The options every IMAGE KERNEL command shares -> the library's ProblemSpec (and, unless
     quiet, a note when a file shadows a preset)."""
     if not quiet:
         note_shadowed_preset(kernel)
     return ProblemSpec(image, kernel, groups=groups, bias=parse_bias(bias), gray=gray,
-                       dtype=dtype.value, max_pixels=max_pixels,
-                       **geometry(stride, padding, dilation))
+                       dtype=dtype.value, max_pixels=max_pixels, padding_mode=border.value,
+                       flip=flip, **geometry(stride, padding, dilation))
 
 
 def note_shadowed_preset(kernel: str | None) -> None:

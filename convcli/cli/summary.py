@@ -118,17 +118,22 @@ def kernel_fact(w: Any, source: str, groups: int, channels: int) -> Fact:
                 (("kernel", f"{shape_text(w)}  {source}, groups={groups}{separately}"),))
 
 
-def geometry_fact(geometry: Geometry, groups: int, padding_option: str) -> Fact:
-    """The resolved padding, stride and dilation (and the --padding they came from)."""
+def geometry_fact(geometry: Geometry, groups: int, padding_option: str,
+                  padding_mode: str = "zeros", flip: bool = False) -> Fact:
+    """The resolved padding (its border mode), stride and dilation (and the --padding they
+    came from), and whether the kernel was flipped."""
     top, bottom, left, right = geometry.pad
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
     value = {"stride": list(geometry.stride), "dilation": list(geometry.dilation),
              "padding": dict(zip(("top", "bottom", "left", "right"), geometry.pad)),
-             "groups": groups}
-    return Fact("geometry", value, (
-        ("padding", (f"top {top}, bottom {bottom}, left {left}, right {right}  "
-                    f"(--padding {padding_option})")),
-        ("stride", f"{sh}, {sw}  dilation {dh}, {dw}")))
+             "groups": groups, "padding_mode": padding_mode, "flip": flip}
+    border = "" if padding_mode == "zeros" else f", --border {padding_mode}"
+    rows = [("padding", (f"top {top}, bottom {bottom}, left {left}, right {right}  "
+                         f"(--padding {padding_option}{border})")),
+            ("stride", f"{sh}, {sw}  dilation {dh}, {dw}")]
+    if flip:
+        rows.append(("flip", "kernel rotated 180°: a true convolution (--flip)"))
+    return Fact("geometry", value, tuple(rows))
 
 
 def time_fact(seconds: float) -> Fact:

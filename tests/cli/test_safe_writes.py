@@ -134,3 +134,25 @@ def test_the_backward_npz_holds_the_whole_case(image, tmp_path):
         np.testing.assert_array_equal(y, f["y"])
         np.testing.assert_array_equal(f["input"][0, 0], np.load(image))
         assert f["bias"].tolist() == [0.5]
+
+
+@pytest.mark.parametrize("mode, scipy_mode", [("reflect", "mirror"), ("symmetric", "reflect"),
+                                               ("replicate", "nearest"), ("circular", "wrap")])
+def test_border_and_flip_from_the_command_line(tmp_path, mode, scipy_mode):
+    ndimage = pytest.importorskip("scipy.ndimage")
+    x = np.random.default_rng(7).random((9, 11))
+    np.save(tmp_path / "x.npy", x)
+    k = "1 2 0; -1 0 3; 0 1 -2"
+    out = tmp_path / "y.npy"
+    result = invoke("forward", tmp_path / "x.npy", k, "--border", mode, "--flip", "-o", out)
+    assert f"--border {mode}" in result.stdout and "true convolution" in result.stdout
+    kernel = np.array([[1.0, 2, 0], [-1, 0, 3], [0, 1, -2]])
+    want = ndimage.convolve(x, kernel, mode=scipy_mode)
+    np.testing.assert_allclose(np.load(out)[0, 0], want, atol=1e-12)
+    invoke("backward", tmp_path / "x.npy", k, "--border", mode, "--flip", "-o",
+           tmp_path / "g.npz", "-q")
+    with np.load(tmp_path / "g.npz") as f:
+        assert str(f["padding_mode"]) == mode and bool(f["flip"])
+        y = conv2d(f["input"], f["weight"], padding=tuple(f["padding"]),
+                   padding_mode=str(f["padding_mode"]), flip=bool(f["flip"]))
+        np.testing.assert_allclose(y, f["y"], atol=1e-12)
