@@ -9,6 +9,9 @@ The public API, with ``torch.nn.functional.conv2d``'s layout and meaning::
                                  memory_budget=256 MiB)
     dx = conv2d_input(input_size, w, grad_output, ...)      # torch.nn.grad's two halves
     dw = conv2d_weight(x, weight_size, grad_output, ...)
+    y = conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups=1,
+                         dilation=1)                        # torch's, w (C_in, C_out/g, KH, KW)
+    dx, dw, db = conv_transpose2d_backward(grad_output, x, w, *, stride=1, padding=0, ...)
     cols = im2col(x, kernel_size, *, stride=1, padding=0, dilation=1)
     x_like = col2im(cols, x_shape, kernel_size, *, stride=1, padding=0, dilation=1)
 
@@ -31,6 +34,7 @@ from .conv import (
 )
 from .errors import InputError
 from .geometry import Geometry, resolve
+from .transposed import conv_transpose2d, conv_transpose2d_backward
 
 __version__ = "0.1.0"
 
@@ -43,6 +47,8 @@ __all__ = [
     "conv2d_backward",
     "conv2d_input",
     "conv2d_weight",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
     "dilate",
     "flip_kernel",
     "grad_input_col2im",
