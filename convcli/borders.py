@@ -65,30 +65,45 @@ def source_index(length: int, before: int, after: int, mode: str) -> Array:
 
 
 def pad(x: Array, pad: tuple[int, int, int, int], mode: str) -> Array:
-    """x (..., H, W) -> (..., H + top + bottom, W + left + right), the border filled by mode."""
+    """x (..., H, W) -> (..., H + top + bottom, W + left + right), the border filled by mode:
+    x copied into the middle once, then the border rows and columns gathered from it."""
     top, bottom, left, right = pad
-    rows = source_index(x.shape[-2], top, bottom, mode)
-    cols = source_index(x.shape[-1], left, right, mode)
-    return np.ascontiguousarray(x[..., rows, :][..., cols])
+    height, width = x.shape[-2:]
+    out = np.empty(x.shape[:-2] + (height + top + bottom, width + left + right), x.dtype)
+    out[..., top: top + height, left: left + width] = x
+    cols = source_index(width, left, right, mode) + left       # in out's columns
+    side = np.r_[0:left, left + width: len(cols)]
+    if side.size:
+        out[..., top: top + height, side] = out[..., top: top + height, cols[side]]
+    rows = source_index(height, top, bottom, mode) + top        # whole padded rows now
+    edge = np.r_[0:top, top + height: len(rows)]
+    if edge.size:
+        out[..., edge, :] = out[..., rows[edge], :]
+    return out
 
 
 def fold(grad_padded: Array, pad: tuple[int, int, int, int], mode: str,
          size: tuple[int, int]) -> Array:
     """The adjoint of pad: grad_padded (..., Hp, Wp) -> (..., H, W), each padded cell's
-    gradient added onto the pixel it copied."""
+    gradient added onto the pixel it copied: the middle copied once, then the few border
+    rows and columns added where they came from."""
     top, bottom, left, right = pad
-    rows = source_index(size[0], top, bottom, mode)
-    cols = source_index(size[1], left, right, mode)
-    by_rows = _fold_axis(grad_padded, rows, size[0], top, axis=-2)
-    return _fold_axis(by_rows, cols, size[1], left, axis=-1)
+    height, width = size
+    rows = source_index(height, top, bottom, mode)
+    cols = source_index(width, left, right, mode)
+    side = np.r_[0:left, left + width: len(cols)]
+    edge = np.r_[0:top, top + height: len(rows)]
+    out = grad_padded[..., top: top + height, left: left + width].copy()
+    if side.size:                                   # the side columns of the middle rows
+        _add_at(out, cols[side], grad_padded[..., top: top + height, side], axis=-1)
+    if edge.size:                                   # the top and bottom rows, folded first
+        edge_rows = grad_padded[..., edge, left: left + width].copy()
+        if side.size:
+            _add_at(edge_rows, cols[side], grad_padded[..., edge, :][..., side], axis=-1)
+        _add_at(out, rows[edge], edge_rows, axis=-2)
+    return out
 
 
-def _fold_axis(values: Array, index: Array, length: int, before: int, axis: int) -> Array:
-    """Σ over padded positions p with index[p] = i of values[..., p, ...] -> length i's: the
-    interior copied as it is, then each border cell added where it came from."""
-    moved = np.moveaxis(values, axis, 0)
-    out = moved[before: before + length].copy()
-    border = np.r_[0:before, before + length: len(index)]
-    if border.size:
-        np.add.at(out, index[border], moved[border])
-    return np.moveaxis(out, 0, axis)
+def _add_at(out: Array, index: Array, values: Array, axis: int) -> None:
+    """out[..., index[k], ...] += values[..., k, ...] along axis, repeated indices summed."""
+    np.add.at(np.moveaxis(out, axis, 0), index, np.moveaxis(values, axis, 0))
