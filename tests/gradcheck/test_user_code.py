@@ -118,15 +118,27 @@ def test_not_implemented_skips_the_case_and_still_passes():
     assert "skipped" in text and f"{len(GROUPED)} skipped" in text
 
 
-@pytest.mark.parametrize("name, breaks", [
-    ("dx_not_flipped", lambda case: case.w_shape[2:] != (1, 1)),
-    ("dw_off_by_one_percent", lambda case: True),
-])
-def test_planted_bugs_from_a_file_fail_on_the_right_cases(name, breaks):
+PLANTED = {"dx_kernel_not_flipped": "dx kernel not flipped",
+           "dw_kernel_axes_flipped": "dw kernel axes flipped",
+           "dw_off_by_1_percent": "dw off by 1%", "db_zero": "db zero",
+           "dx_shifted_one_pixel": "dx shifted one pixel",
+           "dilation_axes_swapped": "dilation axes swapped",
+           "groups_use_group_0": "groups use group 0's weights",
+           "stride_ignored_in_dx": "stride ignored in dx"}
+
+
+@pytest.mark.parametrize("name", PLANTED)
+def test_each_planted_bug_from_a_file_fails_on_the_right_cases_and_tensor(name):
+    """Every bug of the teeth tests, handed over as a user would (--backward FILE:NAME)."""
+    from tests.gradcheck.test_gradcheck import BUGS
+
+    _, tensor, allowed, breaks = BUGS[PLANTED[name]]
     result = run("--backward", f"{FILE}:{name}", "--json", expect=1)
     data = json.loads(result.stdout)
     failed = {c for c, facts in data["configurations"].items() if not facts["passed"]}
     assert failed == {case.name for case in SUITE if breaks(case)}
+    tensors = {r["tensor"] for r in data["results"] if not r["passed"]}
+    assert tensor in tensors and tensors <= allowed | {tensor}
 
 
 def test_forward_is_checked_against_conv2d():

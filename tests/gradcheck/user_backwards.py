@@ -109,3 +109,23 @@ def chatty_exit(grad_output, x, w, **options):
 
     print("computing dx...")
     sys.exit(3)
+
+
+def _planted(bug):
+    """The teeth tests' planted bugs (tests/gradcheck/test_gradcheck.py), as named functions a
+    user could hand to --backward."""
+    def backward(grad_output, x, w, **options):
+        from tests.gradcheck.test_gradcheck import BUGS
+
+        return BUGS[bug][0](grad_output, x, w, **options)
+    return backward
+
+
+dx_kernel_not_flipped = _planted("dx kernel not flipped")
+dw_kernel_axes_flipped = _planted("dw kernel axes flipped")
+dw_off_by_1_percent = _planted("dw off by 1%")
+db_zero = _planted("db zero")
+dx_shifted_one_pixel = _planted("dx shifted one pixel")
+dilation_axes_swapped = _planted("dilation axes swapped")
+groups_use_group_0 = _planted("groups use group 0's weights")
+stride_ignored_in_dx = _planted("stride ignored in dx")
