@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from convcli import conv2d, conv2d_backward  # noqa: E402
+from convcli import conv2d, conv2d_backward
 
 SHAPES = {"a": ((1, 1, 512, 512), 3, 1), "b": ((1, 3, 1024, 1024), 5, 2),
           "f": ((1, 1, 2048, 2048), 7, 3)}
