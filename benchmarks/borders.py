@@ -14,6 +14,7 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,17 +46,18 @@ def main() -> int:
         w = rng.standard_normal((shape[1], 1, k, k))          # depthwise, as for an image
         g = rng.standard_normal(shape)
         options = {"padding": pad, "groups": shape[1]}
+        calls = {"forward": partial(conv2d, x, w, **options),
+                 "backward": partial(conv2d_backward, g, x, w, **options)}
         for mode in args.modes.split(","):
-            ratios = {"forward": [], "backward": []}
+            ratios: dict[str, list[float]] = {"forward": [], "backward": []}
             for _ in range(args.turns):
-                for kind, call in (("forward", lambda m: conv2d(x, w, padding_mode=m, **options)),
-                                   ("backward", lambda m: conv2d_backward(
-                                       g, x, w, padding_mode=m, **options))):
-                    zeros = timed(lambda: call("zeros"))
-                    other = timed(lambda: call(mode))
+                for kind, call in calls.items():
+                    zeros = timed(partial(call, padding_mode="zeros"))
+                    other = timed(partial(call, padding_mode=mode))
                     ratios[kind].append(other / zeros)
-            print(f"{name} {shape} {k}x{k} {mode:9s} forward {statistics.median(ratios['forward']):.2f}x"
-                  f"  backward {statistics.median(ratios['backward']):.2f}x zeros "
+            print(f"{name} {shape} {k}x{k} {mode:9s} "
+                  f"forward {statistics.median(ratios['forward']):.2f}x  "
+                  f"backward {statistics.median(ratios['backward']):.2f}x zeros "
                   f"(median of {args.turns} turns)")
     return 0
 
