@@ -30,6 +30,7 @@ def invoke(*args, expect=2):
     (["--padding", "50000"], "the zero-padded input would be 1×1×100016×100016 = 74.5 GiB"),
     (["--stride", "99999999999999999999"], "--stride 99999999999999999999 is too large"),
     (["--dilation", "99999999999"], "--dilation 99999999999 is too large"),
+    (["--dilation", "1e20"], "--dilation must be N or H,W (integers), got '1e20'"),
     (["--padding", "3,99999999999"], "--padding 3,99999999999 is too large"),
     (["--memory-budget", "inf"], "--memory-budget must be a positive number of MiB"),
     (["--padding", "-1"], "--padding must not be negative, got -1"),
