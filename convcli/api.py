@@ -35,6 +35,7 @@ from .gradcheck.suite import select
 from .images import load_image
 from .problem import Problem, ProblemSpec, load_problem
 from .teach.run import ExplainResult, run_explain
+from .transposed import conv_transpose2d
 from .validate import count_nonfinite, float_dtype
 
 Array = NDArray[Any]
@@ -110,8 +111,9 @@ def run_forward(spec: ProblemSpec, *, out: Path | None = None, png: Path | None 
                          "colour): drop it, or use --gray")
     start = time.perf_counter()
     with np.errstate(all="ignore"):    # NaN or inf in the data: counted in the summary instead
-        y = conv2d(problem.x, problem.w, problem.b, memory_budget=memory_budget,
-                   **problem.conv_options())
+        operation = conv_transpose2d if spec.transpose else conv2d
+        y = operation(problem.x, problem.w, problem.b, memory_budget=memory_budget,
+                      **problem.conv_options())
     seconds = time.perf_counter() - start
     writers, mapping = [(out, outputs.npy_writer(y))], None
     if png is not None:

@@ -97,6 +97,27 @@ INLINE = re.compile(r"[\s\d.,;eE+\-\u2212/]*\d[\s\d.,;eE+\-\u2212/]*")
 semicolons."""
 
 
+def as_transposed_weight(kernel: NDArray[Any], channels: int,
+                         groups: int | None = None) -> tuple[NDArray[Any], int]:
+    """A kernel of any supported rank -> (w (C_in, C_out/groups, KH, KW), groups) for
+    conv_transpose2d on a C_in-channel image: (KH, KW) on each channel separately, (O, KH, KW)
+    O kernels per channel (groups = C_in), a 4-D kernel as it is (groups default 1)."""
+    if kernel.ndim == 2:
+        kernel = kernel[None]
+    if kernel.ndim == 3:
+        if groups not in (None, channels):
+            raise InputError(f"--groups {groups} needs a 4-D (C_in, C_out/groups, KH, KW) "
+                             f"kernel; a {kernel.ndim}-D kernel is applied to each of the "
+                             f"{channels} channels (groups = C)")
+        return np.tile(kernel[None], (channels, 1, 1, 1)), channels      # (C, O, KH, KW)
+    if kernel.ndim != 4:
+        raise InputError(f"a kernel must be 2-D, 3-D or 4-D, got shape {kernel.shape}")
+    if kernel.shape[0] != channels:
+        raise InputError(f"a --transpose kernel is (C_in, C_out/groups, KH, KW) with C_in = "
+                         f"{channels} (the image's channels), got shape {kernel.shape}")
+    return kernel, 1 if groups is None else groups
+
+
 def load_kernel(spec: str) -> tuple[NDArray[np.float64], str]:
     """A kernel file (.npy or text), an inline matrix "1 0 -1; 2 0 -2; 1 0 -1", or a preset
     name -> (kernel (KH, KW), (O, KH, KW) or (O, C, KH, KW) float64, a description).

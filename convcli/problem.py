@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from . import borders, kernels
+from . import borders, kernels, transposed
 from .errors import InputError
-from .geometry import Geometry
+from .geometry import Geometry, pair
 from .images import LoadedImage, load_image
 from .validate import check_conv, float_dtype
 
@@ -38,6 +38,8 @@ class ProblemSpec:
     max_pixels: int | None = None
     padding_mode: str = "zeros"
     flip: bool = False
+    transpose: bool = False
+    output_padding: Any = 0
 
     def padding_text(self) -> str:
         """The padding as the user would type it: same, 1 or 1,0,1,0."""
@@ -68,6 +70,8 @@ class Problem:
         """conv2d's keywords for this problem: the resolved geometry and the groups, and the
         border mode and flip when they are not the defaults."""
         options = {**self.geometry.options(), "groups": self.groups}
+        if self.spec.transpose:
+            options["output_padding"] = self.spec.output_padding
         if self.spec.padding_mode != "zeros":
             options["padding_mode"] = self.spec.padding_mode
         if self.spec.flip:
@@ -83,12 +87,34 @@ def load_problem(spec: ProblemSpec) -> Problem:
     dtype = float_dtype(spec.dtype)
     image = load_image(spec.image, gray=spec.gray, dtype=dtype, max_pixels=spec.max_pixels)
     matrix, source = kernels.load_kernel(spec.kernel)
+    if spec.transpose:
+        return _transposed_problem(spec, image, matrix.astype(dtype), source)
     w, groups = kernels.as_weight(matrix, image.array.shape[1], spec.groups)
     w = w.astype(dtype)
     b = None if spec.bias is None else expand_bias(spec.bias, w.shape[0]).astype(dtype)
     geometry = check_conv(image.array, w, b, stride=spec.stride, padding=spec.padding,
                           dilation=spec.dilation, groups=groups)
     borders.check_mode(spec.padding_mode, geometry.input_size, geometry.pad)
+    return Problem(spec, image, w, b, groups, geometry, source)
+
+
+def _transposed_problem(spec: ProblemSpec, image: LoadedImage, matrix: Array,
+                        source: str) -> Problem:
+    """The problem of conv_transpose2d: the kernel as (C_in, C_out/groups, KH, KW), padding the
+    rows and columns it crops, the geometry of the result (transposed.py checks it all)."""
+    if isinstance(spec.padding, str):
+        raise InputError(f"--transpose takes --padding N, H,W or T,B,L,R (the rows and columns "
+                         f"it crops), not {spec.padding}")
+    if spec.padding_mode != "zeros" or spec.flip:
+        raise InputError("--transpose does not take --border or --flip")
+    x = image.array
+    w, groups = kernels.as_transposed_weight(matrix, x.shape[1], spec.groups)
+    b = None if spec.bias is None else expand_bias(spec.bias, w.shape[1] * groups).astype(
+        x.dtype)
+    y_shape, pad = transposed.output_shape(x, w, b, spec.stride, spec.padding,
+                                           spec.output_padding, groups, spec.dilation)
+    geometry = Geometry(x.shape[2:], w.shape[2:], pair(spec.stride, "stride"),
+                        pair(spec.dilation, "dilation"), pad, (y_shape[2], y_shape[3]))
     return Problem(spec, image, w, b, groups, geometry, source)
 
 

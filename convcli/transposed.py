@@ -26,7 +26,7 @@ from .chunking import DEFAULT_MEMORY_BUDGET
 from .conv import conv2d, conv2d_input, conv2d_weight
 from .errors import InputError
 from .geometry import is_int, pair
-from .validate import as_float, check_4d
+from .validate import as_float, check_4d, check_size
 
 Array = NDArray[Any]
 
@@ -70,6 +70,15 @@ def conv_transpose2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any =
     return grad_input, grad_weight, grad_output.sum(axis=(0, 2, 3))
 
 
+def output_shape(x: Array, w: Array, b: Array | None, stride: Any, padding: Any,
+                 output_padding: Any, groups: Any, dilation: Any
+                 ) -> tuple[tuple[int, ...], tuple[int, int, int, int]]:
+    """y's shape (N, C_out, H_out, W_out) and the padding as (top, bottom, left, right), after
+    checking every argument as conv_transpose2d does."""
+    y_shape = _plan(x, w, b, stride, padding, output_padding, groups, dilation)[0]
+    return y_shape, _pads(padding)
+
+
 def _plan(x: Array, w: Array, b: Array | None, stride: Any, padding: Any, output_padding: Any,
           groups: Any, dilation: Any
           ) -> tuple[tuple[int, ...], tuple[int, int, int, int], dict[str, Any], tuple[int, int]]:
@@ -104,6 +113,8 @@ def _plan(x: Array, w: Array, b: Array | None, stride: Any, padding: Any, output
         shape.append(size)
         extra.append(max(0, op - after))
         cropped.append(size - extra[-1])
+    check_size("the output y", tuple(shape), x.dtype.itemsize,
+               "use a smaller stride or kernel, or more padding")
     options = {"stride": strides, "dilation": dilations, "groups": groups,
                "padding": (pads[0], max(0, pads[1] - extras[0]), pads[2],
                            max(0, pads[3] - extras[1]))}

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .. import api, picture
+from ..errors import InputError
 from . import options as opt
 from . import summary
 from .errors import handle_errors
@@ -19,6 +20,7 @@ EXAMPLE = "Example: convcli forward samples/camera.png sobel-x --png edges.png"
 
 @handle_errors
 def forward(
+    ctx: typer.Context,
     image: opt.ImageArg,
     kernel: opt.KernelArg,
     stride: opt.Stride = "1",
@@ -31,6 +33,13 @@ def forward(
     max_pixels: opt.MaxPixels = None,
     border: opt.BorderMode = opt.Border.zeros,
     flip: opt.Flip = False,
+    transpose: Annotated[bool, typer.Option(
+        "--transpose", help="A transposed convolution (torch's conv_transpose2d, the backward "
+        "pass of conv2d as a layer): KERNEL is (C_in, C_out/groups, KH, KW), --padding crops "
+        "(default 0), --stride spreads the input out.")] = False,
+    output_padding: Annotated[str, typer.Option(
+        help="With --transpose: rows and columns added at the bottom and right, N or H,W "
+        "(each smaller than the stride or the dilation).")] = "0",
     out: Annotated[Path | None, opt.out_option(
         "y (N, O, OH, OW) as .npy (default: IMAGE.forward.npy beside the image)")] = None,
     png: Annotated[Path | None, typer.Option(
@@ -49,15 +58,32 @@ def forward(
 
     A 2-D kernel on a colour image is applied to each channel separately (depthwise), as image tools do; a (O, C, KH, KW) kernel is an ordinary multi-channel convolution.
     """  # one line per paragraph: Typer keeps a docstring's line breaks
+    if transpose and not _given(ctx, "padding"):
+        padding = "0"                              # "same" means nothing to a transposed conv
+    elif not transpose and _given(ctx, "output_padding"):
+        raise InputError("--output-padding goes with --transpose")
     spec = opt.problem(image, kernel, stride=stride, padding=padding, dilation=dilation,
                        groups=groups, bias=bias, gray=gray, dtype=dtype, max_pixels=max_pixels,
-                       quiet=quiet or json_output, border=border, flip=flip)
+                       quiet=quiet or json_output, border=border, flip=flip,
+                       transpose=transpose,
+                       output_padding=opt.parse_ints(output_padding, "output-padding"))
     console = summary.console(quiet, stderr=summary.to_stdout(out))
     with working(console, "computing y = x ⋆ w", quiet=quiet or json_output):
         result = api.run_forward(spec, out=out, png=png, normalize=normalize,
                                  any_suffix=any_suffix, png_bits=png_bits,
                                  memory_budget=opt.budget(memory_budget))
     summary.show(facts(result), json_output=json_output, console=console)
+
+
+def _transpose_rows(spec: api.ProblemSpec) -> tuple[tuple[str, str], ...]:
+    if not spec.transpose:
+        return ()
+    return (("transpose", f"conv_transpose2d, output padding {spec.output_padding}"),)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
 
 
 def facts(result: api.ForwardResult) -> list[Fact]:
@@ -72,6 +98,7 @@ def facts(result: api.ForwardResult) -> list[Fact]:
         Fact("output", {"shape": list(y.shape), "dtype": str(y.dtype), "range": y_range},
              (("output", (f"{summary.shape_text(y)}  range {summary.range_text(y_range)}  "
                          f"(input range {summary.range_text(x_range)})")),)),
+        Fact("transpose", problem.spec.transpose, _transpose_rows(problem.spec)),
         summary.nonfinite_fact(result.nonfinite(), picture=result.mapping is not None),
         summary.time_fact(result.seconds),
         Fact("picture", result.mapping,

@@ -146,14 +146,16 @@ def problem(image: Path, kernel: str, *, stride: str = "1", padding: str = "same
             dilation: str = "1", groups: int | None = None, bias: str | None = None,
             gray: bool = False, dtype: DType = DType.float64,
             max_pixels: int | None = None, quiet: bool = False,
-            border: Border = Border.zeros, flip: bool = False) -> ProblemSpec:
+            border: Border = Border.zeros, flip: bool = False, transpose: bool = False,
+            output_padding: Any = 0) -> ProblemSpec:
     """The options every IMAGE KERNEL command shares -> the library's ProblemSpec (and, unless
     quiet, a note when a file shadows a preset)."""
     if not quiet:
         note_shadowed_preset(kernel)
     return ProblemSpec(image, kernel, groups=groups, bias=parse_bias(bias), gray=gray,
                        dtype=dtype.value, max_pixels=max_pixels, padding_mode=border.value,
-                       flip=flip, **geometry(stride, padding, dilation))
+                       flip=flip, transpose=transpose, output_padding=output_padding,
+                       **geometry(stride, padding, dilation))
 
 
 def note_shadowed_preset(kernel: str | None) -> None:

@@ -71,3 +71,29 @@ def test_adjoint_of_conv2d_and_finite_differences(stride, padding, output_paddin
 def test_refusals(kwargs, message):
     with pytest.raises(InputError, match=message):
         conv_transpose2d(np.ones((1, 4, 3, 3)), np.ones((4, 2, 3, 3)), **kwargs)
+
+
+def test_forward_transpose_from_the_command_line(tmp_path, rng):
+    from typer.testing import CliRunner
+
+    from convcli.cli import app
+
+    x = rng.random((3, 6, 7))                                   # (C, H, W): a colour image
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "y.npy"
+    result = CliRunner().invoke(app, ["forward", str(tmp_path / "x.npy"), "1 2; 3 4",
+                                      "--transpose", "--stride", "2", "--padding", "1",
+                                      "--output-padding", "1", "--bias", "0.5", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "conv_transpose2d, output padding 1" in result.stdout
+    w = np.tile(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]), (3, 1, 1, 1))   # each channel alone
+    want = conv_transpose2d(x[None], w, np.full(3, 0.5), stride=2, padding=1, output_padding=1,
+                            groups=3)
+    np.testing.assert_allclose(np.load(out), want, atol=1e-12)
+    assert np.load(out).shape == (1, 3, 11, 13)     # (H − 1)·2 − 2·1 + (2 − 1) + 1 + 1
+
+    np.save(tmp_path / "w.npy", np.ones((2, 1, 3, 3)))
+    bad = CliRunner().invoke(app, ["forward", str(tmp_path / "x.npy"), str(tmp_path / "w.npy"),
+                                   "--transpose"])
+    assert bad.exit_code == 2
+    assert "(C_in, C_out/groups, KH, KW) with C_in = 3" in bad.output
