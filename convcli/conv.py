@@ -132,7 +132,7 @@ def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, paddin
     if padding_mode != "zeros" or flip:
         x_used, geometry_used = bordered(x, geometry, padding_mode)
         dx, dw, db = conv2d_backward(grad_output, x_used, flipped(w) if flip else w,
-                                     stride=geometry_used.stride, padding=0,
+                                     stride=geometry_used.stride, padding=geometry_used.pad,
                                      dilation=geometry_used.dilation, groups=groups,
                                      grad_input_route=grad_input_route, memory_budget=budget)
         if padding_mode != "zeros":

@@ -80,6 +80,8 @@ def gradcheck(
     bias: opt.Bias = None,
     gray: opt.Gray = False,
     max_pixels: opt.MaxPixels = None,
+    border: opt.BorderMode = opt.Border.zeros,
+    flip: opt.Flip = False,
     samples: Annotated[int | None, typer.Option(
         help="Coordinates of each of x, w, b to check (chosen at random, always with the "
         "corners and border pixels); default 200. The suite checks every coordinate.")] = None,
@@ -114,7 +116,8 @@ def gradcheck(
             raise InputError("give a KERNEL after IMAGE (or neither, for the built-in suite)")
         spec = opt.problem(image, kernel, stride=stride, padding=padding, dilation=dilation,
                            groups=groups, bias=bias, gray=gray, dtype=dtype,
-                           max_pixels=max_pixels, quiet=quiet or json_output)
+                           max_pixels=max_pixels, quiet=quiet or json_output, border=border,
+                           flip=flip)
     if write_cases is not None:
         written = api.write_gradcheck_cases(write_cases, spec, cases=case, seed=seed,
                                             dtype=dtype.value,
@@ -147,7 +150,7 @@ def _refuse_conflicts(ctx: typer.Context, image: Path | None, write_cases: Path 
                          "seed", "dtype"])
     if image is None:
         _refuse_case_options(ctx, ["stride", "padding", "dilation", "groups", "bias", "gray",
-                                   "max_pixels", "samples"])
+                                   "max_pixels", "samples", "border", "flip"])
     elif "--case" in given:
         raise InputError("--case picks built-in suite cases; it does not apply to IMAGE KERNEL")
     if answers is not None:
@@ -233,4 +236,5 @@ def case_facts(result: api.GradcheckResult) -> list[Fact]:
             summary.kernel_fact(problem.w, problem.kernel_source, problem.groups,
                                 problem.x.shape[1]),
             summary.geometry_fact(problem.geometry, problem.groups,
-                                  problem.spec.padding_text())]
+                                  problem.spec.padding_text(), problem.spec.padding_mode,
+                                  problem.spec.flip)]

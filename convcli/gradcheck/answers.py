@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import resolve
+from ..geometry import Geometry, resolve
 from ..outputs import Write, npz_writer, text_writer, write_all
 from .data import CaseData
 
@@ -39,6 +39,10 @@ def write_cases(folder: Path, cases: list[CaseData], command: str) -> list[Path]
                   "dilation": np.array(data.geometry.dilation), "groups": np.array(data.groups)}
         if data.b is not None:
             arrays["b"] = data.b
+        if data.kind != "conv2d":
+            arrays["kind"] = np.array(data.kind)
+        for key, value in data.extra.items():
+            arrays[key] = np.array(value)
         writers.append((folder / f"{data.name}.npz", npz_writer(**arrays)))
     writers.append((folder / INDEX, text_writer(_index_text(cases, command))))
     write_all(writers)
@@ -109,14 +113,27 @@ def _read_case(path: Path) -> CaseData:
         with np.load(path, allow_pickle=False) as f:
             arrays = {key: f[key] for key in f.files}
         x, w, g = arrays["x"], arrays["w"], arrays["grad_output"]
-        pad = tuple(int(v) for v in arrays["padding"])
+        top, bottom, left, right = (int(v) for v in arrays["padding"])
+        pad = (top, bottom, left, right)
         geometry = resolve(x.shape[2:], w.shape[2:], stride=tuple(map(int, arrays["stride"])),
                            padding=pad, dilation=tuple(map(int, arrays["dilation"])))
         groups = int(arrays["groups"])
+        kind = str(arrays.get("kind", "conv2d"))
+        extra = {key: (str(arrays[key]) if key == "padding_mode" else bool(arrays[key])
+                       if key == "flip" else tuple(int(v) for v in arrays[key]))
+                 for key in ("padding_mode", "flip", "output_padding") if key in arrays}
+        if kind == "conv_transpose2d":
+            from ..transposed import output_shape
+            y_shape, _ = output_shape(x, w, None, tuple(map(int, arrays["stride"])), pad,
+                                      extra.get("output_padding", 0), groups,
+                                      tuple(map(int, arrays["dilation"])))
+            geometry = Geometry(x.shape[2:], w.shape[2:], geometry.stride, geometry.dilation,
+                                pad, (y_shape[2], y_shape[3]))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise InputError(f"{path} is not a case file written by --write-cases ({error}); "
                          "write the cases again") from error
-    return CaseData(path.stem, x, w, arrays.get("b"), g, geometry, groups)
+    return CaseData(path.stem, x, w, arrays.get("b"), g, geometry, groups, kind=kind,
+                    extra=extra)
 
 
 def answer_functions(folder: Path, name: str) -> tuple[Callable[..., Any], Callable[..., Any] | None]:

@@ -6,19 +6,19 @@ failing result."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..conv import conv2d, conv2d_backward
 from ..validate import float_dtype
 from .answers import answer_functions, read_cases, write_cases
 from .calling import Function, call, unpack, vet
 from .data import CaseData, from_arrays, from_case
 from .numeric import CentralDifferences, sample_coordinates
 from .routes import routes_agree
-from .suite import SUITE, Case, select
+from .suite import EVERY, Case, select
 from .verdicts import (
     ADJOINT,
     BACKWARD,
@@ -31,6 +31,7 @@ from .verdicts import (
     settings,
     skipped,
 )
+from .whole import WholeDifferences, backward_of, forward_of
 from .work import Plan, Work
 
 Progress = Callable[[int, int], None]
@@ -52,8 +53,8 @@ def run_suite(backward: Function | None = None, *, forward: Function | None = No
     """
     dtype, eps, atol, rtol, warnings = settings(dtype, eps, atol, rtol)
     report = Report([], dtype, seed, eps, atol, rtol, warnings)
-    chosen: list[Case] = select(cases)
-    data = [from_case(case, seed, SUITE.index(case), float_dtype(dtype)) for case in chosen]
+    chosen: list[Case] = select(cases, extra=backward is None)
+    data = [from_case(case, seed, EVERY.index(case), float_dtype(dtype)) for case in chosen]
     work = Work(progress)
     plans = [work.plan(d, None, own=backward is None, forward=forward is not None) for d in data]
     for one, plan in zip(data, plans):
@@ -63,7 +64,8 @@ def run_suite(backward: Function | None = None, *, forward: Function | None = No
 
 
 def check_case(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
-               dilation: Any = 1, groups: int = 1, samples: int | None = None,
+               dilation: Any = 1, groups: int = 1, padding_mode: str = "zeros",
+               flip: bool = False, samples: int | None = None,
                backward: Function | None = None, forward: Function | None = None,
                grad_output: Any = None, seed: int = 0, eps: float | None = None,
                atol: float | None = None, rtol: float | None = None, dtype: str = "float64",
@@ -74,7 +76,9 @@ def check_case(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any =
 
     samples: None checks every coordinate; K checks K coordinates of each tensor chosen at random
     (seeded), always including the corners and border pixels, so a 512×512 image takes seconds.
-    Non-finite data raise InputError before any checking. Other arguments as in run_suite.
+    padding_mode, flip: as in conv2d (then the numeric gradients re-run the whole forward pass,
+    and the user's backward gets them as keywords). Non-finite data raise InputError before
+    any checking. Other arguments as in run_suite.
 
     >>> x = np.random.default_rng(0).standard_normal((1, 1, 64, 64))
     >>> report = check_case(x, np.ones((1, 1, 3, 3)), padding="same", samples=20)
@@ -83,7 +87,8 @@ def check_case(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any =
     """
     dtype, eps, atol, rtol, warnings = settings(dtype, eps, atol, rtol)
     report = Report([], dtype, seed, eps, atol, rtol, warnings)
-    options = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    options = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+               "padding_mode": padding_mode, "flip": flip}
     rng = np.random.default_rng(seed)
     data = from_arrays(name, x, w, b, grad_output, options=options, rng=rng,
                        dtype=float_dtype(dtype))
@@ -102,7 +107,7 @@ def check_data(report: Report, data: CaseData, *, backward: Function | None,
     if forward is not None:
         report.results.append(_check_forward(data, forward, report, debug))
     work.advance("forward")
-    y = conv2d(data.x, data.w, **data.options())               # no bias: for the adjoint
+    y = forward_of(data)(data.x, data.w)                        # no bias: for the adjoint
     y_dot_g = float(np.vdot(y.astype(np.float64, copy=False), data.g))
     del y
     got = _run_backward(report, data, backward, debug)
@@ -119,7 +124,7 @@ def check_data(report: Report, data: CaseData, *, backward: Function | None,
     x_dot_dx = None if got.get("grad_input") is None else float(np.vdot(data.x, got["grad_input"]))
     del got                                                     # only the samples are kept
     _compare_numeric(report, data, coords, analytic, work)
-    if backward is None:        # convcli's own: its two dL/dx routes must agree
+    if backward is None and data.plain:     # convcli's own: its two dL/dx routes must agree
         report.results.append(routes_agree(data, report.atol, report.rtol))
         work.advance("routes")
     if x_dot_dx is not None:    # <conv2d(x, w), g> = <x, dL/dx>, dx from the backward under test
@@ -133,7 +138,7 @@ def _run_backward(report: Report, data: CaseData, backward: Function | None,
     """The backward's three tensors, each vetted; None when the call itself failed or was
     skipped (then a result says so). A tensor that failed vetting is None in the dict."""
     if backward is None:
-        values: list[Any] = list(conv2d_backward(data.g, data.x, data.w, **data.options()))
+        values: list[Any] = list(backward_of(data)(data.g, data.x, data.w))
     else:
         outcome = call(backward, data.g.copy(), data.x.copy(), data.w.copy(), debug=debug,
                        **data.options())
@@ -150,7 +155,7 @@ def _run_backward(report: Report, data: CaseData, backward: Function | None,
             return None
     got: dict[str, np.ndarray | None] = {}
     shapes = {"grad_input": data.x.shape, "grad_weight": data.w.shape,
-              "grad_bias": (data.w.shape[0],)}
+              "grad_bias": (data.g.shape[1],)}
     for tensor, value in zip(TENSORS, values):
         if tensor == "grad_bias" and data.b is None:
             continue                  # a case without bias: dL/db is not checked
@@ -165,18 +170,22 @@ def _run_backward(report: Report, data: CaseData, backward: Function | None,
 def _compare_numeric(report: Report, data: CaseData, coords: dict[str, np.ndarray],
                      analytic: dict[str, np.ndarray], work: Plan) -> None:
     """Central differences at each tensor's coordinates against the analytic values."""
-    differences = CentralDifferences(data.x, data.w, data.b, data.g, data.geometry, data.groups,
-                                     report.eps)
-    numeric_of = {"grad_input": differences.input_differences,
-                  "grad_weight": differences.weight_differences,
-                  "grad_bias": differences.bias_differences}
+    if data.plain:
+        differences = CentralDifferences(data.x, data.w, data.b, data.g, data.geometry,
+                                         data.groups, report.eps)
+        numeric_of = {"grad_input": differences.input_differences,
+                      "grad_weight": differences.weight_differences,
+                      "grad_bias": differences.bias_differences}
+    else:
+        whole = WholeDifferences(data, report.eps)
+        numeric_of = {tensor: partial(whole.differences, tensor) for tensor in TENSORS}
     for tensor, index in coords.items():
         if tensor not in analytic:
             work.advance(tensor, len(index))
             continue
         numeric = numeric_of[tensor](index, lambda count, t=tensor: work.advance(t, count))
         size = data.x.size if tensor == "grad_input" else data.w.size if tensor == (
-            "grad_weight") else data.w.shape[0]
+            "grad_weight") else data.g.shape[1]
         report.results.append(compare(data.name, tensor, analytic[tensor], numeric, index, size,
                                       report.atol, report.rtol))
 
@@ -189,7 +198,7 @@ def _check_forward(data: CaseData, forward: Function, report: Report, debug: boo
         return skipped(data.name, FORWARD, outcome.error)
     if outcome.error:
         return failure(data.name, FORWARD, 0, "raised " + outcome.error, outcome.error)
-    expected = conv2d(data.x, data.w, data.b, **data.options())
+    expected = forward_of(data)(data.x, data.w, data.b)
     got, problem = vet(outcome.value, expected.shape)
     if got is None:
         return failure(data.name, OUTPUT, expected.size, problem)
@@ -218,8 +227,8 @@ def grade_answers(folder: Any, *, cases: list[str] | tuple[str, ...] | None = No
 
 def write_suite_cases(folder: Any, *, cases: list[str] | tuple[str, ...] | None = None,
                       seed: int = 0, dtype: str = "float64", command: str = "") -> list[Path]:
-    """Write the suite's cases (all, or those named) for grade_answers; -> the files."""
-    chosen = select(cases)
-    data = [from_case(case, seed, SUITE.index(case), float_dtype(dtype)) for case in chosen]
+    """Write the suite's cases (the conv2d ones, or those named) for grade_answers."""
+    chosen = select(cases, extra=False)
+    data = [from_case(case, seed, EVERY.index(case), float_dtype(dtype)) for case in chosen]
     return write_cases(Path(folder), data,
                        command or f"convcli gradcheck --write-cases {folder}")

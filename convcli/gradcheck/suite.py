@@ -15,7 +15,9 @@ class Case:
 
     name: a short identifier (``--case NAME``, the file name in ``--write-cases``);
     description: what it covers; x_shape (N, C, H, W); w_shape (O, C/groups, KH, KW);
-    options: stride, padding, dilation, groups as conv2d takes them; bias: whether b is used.
+    options: stride, padding, dilation, groups as conv2d takes them (and padding_mode, flip;
+    or output_padding for conv_transpose2d); bias: whether b is used; kind: "conv2d" or
+    "conv_transpose2d" (then w_shape is (C_in, C_out/groups, KH, KW)).
     """
 
     name: str
@@ -24,6 +26,7 @@ class Case:
     w_shape: tuple[int, int, int, int]
     options: dict[str, Any] = field(default_factory=dict)
     bias: bool = True
+    kind: str = "conv2d"
 
 
 SUITE = [
@@ -63,13 +66,40 @@ SUITE = [
 ]
 
 
-def select(names: list[str] | tuple[str, ...] | None) -> list[Case]:
-    """The suite's cases named in ``names`` (in the suite's order), or all of them for None."""
+EXTRA = [
+    Case("reflect-stride2", "border mode reflect, odd 3x3, stride 2", (1, 2, 7, 8), (3, 2, 3, 3),
+         {"padding": (2, 1, 1, 2), "stride": 2, "padding_mode": "reflect"}),
+    Case("symmetric-even", "border mode symmetric, even 2x4, same", (2, 1, 5, 6), (2, 1, 2, 4),
+         {"padding": "same", "padding_mode": "symmetric"}),
+    Case("replicate-dilation", "border mode replicate, dilation 2, pads wider than the image",
+         (1, 2, 3, 4), (2, 2, 2, 2), {"padding": 5, "dilation": 2, "padding_mode": "replicate"}),
+    Case("circular-groups", "border mode circular, groups 2", (1, 4, 5, 5), (4, 2, 3, 3),
+         {"padding": 2, "groups": 2, "padding_mode": "circular"}, bias=False),
+    Case("flip", "true convolution (flip), non-square kernel", (1, 2, 6, 5), (2, 2, 3, 2),
+         {"padding": "same", "flip": True}),
+    Case("transpose-stride2", "conv_transpose2d, stride 2, output padding 1", (2, 3, 4, 5),
+         (3, 2, 3, 3), {"stride": 2, "padding": 1, "output_padding": 1},
+         kind="conv_transpose2d"),
+    Case("transpose-groups", "conv_transpose2d, groups 2, dilation 2, stride (1,3)",
+         (1, 4, 4, 3), (4, 3, 2, 3), {"stride": (1, 3), "dilation": 2, "groups": 2,
+                                      "padding": (0, 1, 2, 0)}, kind="conv_transpose2d",
+         bias=False),
+]
+"""Cases beyond conv2d with zero padding: border modes, flip and conv_transpose2d. A user's
+backward gets them only when --case names them (its keywords grow: padding_mode, flip,
+output_padding); convcli's own backward runs them always."""
+
+EVERY = SUITE + EXTRA
+
+
+def select(names: list[str] | tuple[str, ...] | None, *, extra: bool = True) -> list[Case]:
+    """The cases named in ``names`` (in the suite's order), or for None SUITE, and EXTRA too
+    when ``extra``."""
     if not names:
-        return list(SUITE)
-    known = {case.name for case in SUITE}
+        return list(EVERY if extra else SUITE)
+    known = {case.name for case in EVERY}
     unknown = [name for name in names if name not in known]
     if unknown:
         raise InputError(f"unknown case {', '.join(map(repr, unknown))}: "
                          "`convcli gradcheck --list-cases` lists them")
-    return [case for case in SUITE if case.name in names]
+    return [case for case in EVERY if case.name in names]

@@ -13,10 +13,11 @@ from PIL import Image
 from rich.console import Console
 from typer.testing import CliRunner
 
-import convcli.gradcheck.check
+import convcli.gradcheck.whole
 from convcli.cli import app
 from convcli.cli.progress import LateProgress
 from convcli.gradcheck import SUITE
+from convcli.gradcheck.suite import EXTRA
 
 
 def run(*args, expect=0):
@@ -27,13 +28,13 @@ def run(*args, expect=0):
 
 @pytest.fixture
 def dw_off_by_one_percent(monkeypatch):
-    correct = convcli.gradcheck.check.conv2d_backward
+    correct = convcli.gradcheck.whole.conv2d_backward
 
     def backward(grad_output, x, w, **options):
         dx, dw, db = correct(grad_output, x, w, **options)
         return dx, dw * 1.01, db
 
-    monkeypatch.setattr(convcli.gradcheck.check, "conv2d_backward", backward)
+    monkeypatch.setattr(convcli.gradcheck.whole, "conv2d_backward", backward)
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def test_suite_passes_with_a_table():
 def test_suite_json_parses():
     payload = json.loads(run("--json").stdout)
     assert payload["passed"] is True
-    assert len(payload["configurations"]) == len(SUITE)
+    assert len(payload["configurations"]) == len(SUITE) + len(EXTRA)   # convcli's own: all
     assert {r["tensor"] for r in payload["results"]} == {
         "grad_input", "grad_weight", "grad_bias", "routes_agree", "adjoint"}
     first = payload["results"][0]

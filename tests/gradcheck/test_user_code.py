@@ -414,3 +414,65 @@ def test_a_user_backward_on_your_own_image(tmp_path):
     bad = json.loads(run(image, "sobel-x", "--stride", "2", "--backward",
                          f"{FILE}:dx_not_flipped", "--json", expect=1).stdout)
     assert {r["tensor"] for r in bad["results"] if not r["passed"]} == {"grad_input", ADJOINT}
+
+
+BORDER_CASES = ["reflect-stride2", "symmetric-even", "replicate-dilation", "circular-groups"]
+
+
+def test_border_flip_and_transposed_cases_pass_for_convcli_and_catch_bugs():
+    """convcli's own backward passes every extra case; a backward that ignores the border
+    mode (zero padding's gradient) fails exactly the border cases, on dL/dx; one that ignores
+    flip fails the flip case; a transposed backward with dL/dw 1% off fails on grad_weight."""
+    from convcli import conv2d_backward as plain
+    from convcli.gradcheck.suite import EXTRA
+    from convcli.transposed import conv_transpose2d_backward
+
+    own = run_suite(cases=[c.name for c in EXTRA])
+    assert own.passed and max(r.max_ratio for r in own.results) < 1e-2
+
+    def ignores_mode(grad_output, x, w, *, padding_mode="zeros", **options):
+        return plain(grad_output, x, w, **options)
+
+    report = run_suite(ignores_mode, cases=BORDER_CASES)
+    assert {r.configuration for r in report.failures} == set(BORDER_CASES)
+    assert "grad_input" in {r.tensor for r in report.failures}
+
+    def ignores_flip(grad_output, x, w, *, flip=False, **options):
+        return plain(grad_output, x, w, **options)
+
+    assert {r.configuration for r in run_suite(ignores_flip, cases=["flip"]).failures} == {"flip"}
+
+    def transposed_dw_off(grad_output, x, w, **options):
+        dx, dw, db = conv_transpose2d_backward(grad_output, x, w, **options)
+        return dx, dw * 1.01, db
+
+    report = run_suite(transposed_dw_off, cases=["transpose-stride2", "transpose-groups"])
+    assert {(r.configuration, r.tensor) for r in report.failures} == {
+        ("transpose-stride2", "grad_weight"), ("transpose-groups", "grad_weight")}
+
+
+def test_a_user_backward_runs_the_extra_cases_only_when_named():
+    report = run_suite(user.correct)
+    assert set(report.configurations) == {case.name for case in SUITE}
+    with_extra = run_suite(lambda g, x, w, **options: conv2d_backward(g, x, w, **options),
+                           cases=["article", "flip"])
+    assert set(with_extra.configurations) == {"article", "flip"}
+    assert with_extra.passed                   # flip=True reaches the user's backward
+    strict = run_suite(user.correct, cases=["flip"])       # it takes no flip keyword: a verdict
+    assert "unexpected keyword argument 'flip'" in strict.results[0].error
+
+
+def test_gradcheck_on_your_image_with_a_border_mode(tmp_path):
+    image = tmp_path / "x.npy"
+    np.save(image, np.random.default_rng(4).random((12, 10)))
+    data = json.loads(run(image, "sobel-x", "--border", "reflect", "--flip", "--samples", "15",
+                          "--json").stdout)
+    assert data["passed"] and data["geometry"]["padding_mode"] == "reflect"
+    assert data["configurations"]["x.npy"]["padding_mode"] == "reflect"
+    result = run("--border", "reflect", expect=2)
+    assert "--border applies to IMAGE KERNEL" in result.output
+
+
+def test_a_given_grad_output_of_the_wrong_shape_is_refused():
+    with pytest.raises(InputError, match=r"grad_output must have y's shape \(1, 1, 4, 4\)"):
+        check_case(np.ones((1, 1, 6, 6)), np.ones((1, 1, 3, 3)), grad_output=np.ones((1, 1, 6, 6)))
