@@ -70,13 +70,14 @@ def as_weight(kernel: NDArray[Any], channels: int,
     channel c·O + o is kernel o on channel c).
     (O, C/groups, KH, KW): an ordinary convolution; groups defaults to C / (C/groups).
     """
+    given = kernel.ndim
     if kernel.ndim == 2:
         kernel = kernel[None]
     if kernel.ndim == 3:
         if groups not in (None, channels):
             raise InputError(
                 f"--groups {groups} needs a 4-D (O, C/groups, KH, KW) kernel; a "
-                f"{kernel.ndim}-D kernel is applied to each of the {channels} channels (groups = C)"
+                f"{given}-D kernel is applied to each of the {channels} channels (groups = C)"
             )
         w = np.tile(kernel[:, None], (channels, 1, 1, 1))     # (C·O, 1, KH, KW)
         return w, channels

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,9 @@ from rich.table import Table
 
 from .. import api
 from ..errors import InputError
-from ..gradcheck import SUITE, load_function, render
+from ..gradcheck import load_function, render
+from ..gradcheck.suite import EVERY, EXTRA
+from ..gradcheck.verdicts import settings
 from . import options as opt
 from . import summary
 from .errors import debugging, handle_errors, stderr
@@ -109,6 +112,10 @@ def gradcheck(
         return
     if samples is not None and samples < 1:
         raise InputError(f"--samples must be at least 1, got {samples}")
+    try:                             # the tolerances' own checks, named as the options
+        settings(dtype.value, eps, atol, rtol)
+    except InputError as error:
+        raise InputError(re.sub(r"\b(eps|atol|rtol)\b", r"--\1", str(error))) from None
     _refuse_conflicts(ctx, image, write_cases, answers)
     spec = None
     if image is not None:
@@ -176,14 +183,15 @@ def _given(ctx: typer.Context, names: list[str]) -> list[str]:
 def _show_cases(json_output: bool) -> None:
     """The suite's cases: name, what it covers, shapes and geometry."""
     rows = [{"name": c.name, "description": c.description, "x_shape": c.x_shape,
-             "w_shape": c.w_shape, "options": c.options, "bias": c.bias} for c in SUITE]
+             "w_shape": c.w_shape, "options": c.options, "bias": c.bias, "kind": c.kind,
+             "extra": c in EXTRA} for c in EVERY]
     if json_output:
         typer.echo(json.dumps(rows))
         return
     table = Table(box=box.SIMPLE_HEAD, title="the built-in suite (--case NAME)")
     for column in ("name", "x", "w", "covers"):
         table.add_column(column, no_wrap=column != "covers")
-    for c in SUITE:
+    for c in EVERY:
         table.add_row(c.name, "×".join(map(str, c.x_shape)), "×".join(map(str, c.w_shape)),
                       c.description)
     summary.console(False).print(table)

@@ -253,9 +253,13 @@ def test_an_import_that_raises_is_a_usage_error(tmp_path):
 
 def test_list_cases_names_every_case():
     result = run("--list-cases", "--json")
-    assert [c["name"] for c in json.loads(result.stdout)] == [c.name for c in SUITE]
+    from convcli.gradcheck.suite import EVERY
+
+    listed = json.loads(result.stdout)
+    assert [c["name"] for c in listed] == [c.name for c in EVERY]
+    assert sum(c["extra"] for c in listed) == 7
     text = run("--list-cases").stdout
-    assert all(c.name in text for c in SUITE)
+    assert all(c.name in text for c in EVERY)
 
 
 def test_write_cases_and_grade_answers(tmp_path):
@@ -476,3 +480,11 @@ def test_gradcheck_on_your_image_with_a_border_mode(tmp_path):
 def test_a_given_grad_output_of_the_wrong_shape_is_refused():
     with pytest.raises(InputError, match=r"grad_output must have y's shape \(1, 1, 4, 4\)"):
         check_case(np.ones((1, 1, 6, 6)), np.ones((1, 1, 3, 3)), grad_output=np.ones((1, 1, 6, 6)))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--eps", "0"], "--eps must be a finite number > 0"),
+    (["--atol", "0", "--rtol", "0"], "--atol and --rtol cannot both be 0"),
+])
+def test_tolerance_options_are_named_as_typed(args, message):
+    assert message in run(*args, expect=2).output
