@@ -85,25 +85,33 @@ def pad(x: Array, pad: tuple[int, int, int, int], mode: str) -> Array:
 def fold(grad_padded: Array, pad: tuple[int, int, int, int], mode: str,
          size: tuple[int, int]) -> Array:
     """The adjoint of pad: grad_padded (..., Hp, Wp) -> (..., H, W), each padded cell's
-    gradient added onto the pixel it copied: the middle copied once, then the few border
-    rows and columns added where they came from."""
+    gradient added onto the pixel it copied. The result is a view of grad_padded's middle,
+    which is overwritten: pass an array you no longer need."""
     top, bottom, left, right = pad
     height, width = size
     rows = source_index(height, top, bottom, mode)
     cols = source_index(width, left, right, mode)
     side = np.r_[0:left, left + width: len(cols)]
     edge = np.r_[0:top, top + height: len(rows)]
-    out = grad_padded[..., top: top + height, left: left + width].copy()
-    if side.size:                                   # the side columns of the middle rows
-        _add_at(out, cols[side], grad_padded[..., top: top + height, side], axis=-1)
-    if edge.size:                                   # the top and bottom rows, folded first
-        edge_rows = grad_padded[..., edge, left: left + width].copy()
-        if side.size:
+    # The result is the middle of grad_padded itself (no copy of the image): the border cells
+    # it adds lie outside the middle, so writing into it never changes a value still to read.
+    # The caller's grad_padded is scratch: conv2d_backward made it for this.
+    out = grad_padded[..., top: top + height, left: left + width]
+    edge_rows = grad_padded[..., edge, left: left + width].copy() if edge.size else None
+    if side.size:                                   # the side columns, all rows
+        if edge_rows is not None:
             _add_at(edge_rows, cols[side], grad_padded[..., edge, :][..., side], axis=-1)
+        _add_at(out, cols[side], grad_padded[..., top: top + height, side], axis=-1)
+    if edge_rows is not None:                       # the top and bottom rows, folded
         _add_at(out, rows[edge], edge_rows, axis=-2)
     return out
 
 
 def _add_at(out: Array, index: Array, values: Array, axis: int) -> None:
-    """out[..., index[k], ...] += values[..., k, ...] along axis, repeated indices summed."""
-    np.add.at(np.moveaxis(out, axis, 0), index, np.moveaxis(values, axis, 0))
+    """out[..., index[k], ...] += values[..., k, ...] along axis, repeated indices summed
+    (np.add.at only when an index repeats: a pad wider than the image, or replicate)."""
+    target, source = np.moveaxis(out, axis, 0), np.moveaxis(values, axis, 0)
+    if len(np.unique(index)) == len(index):
+        target[index] += source
+    else:
+        np.add.at(target, index, source)
