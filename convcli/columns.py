@@ -18,6 +18,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
+from . import borders
 from .chunking import Chunk
 from .errors import InputError
 from .geometry import Geometry, resolve
@@ -26,11 +27,14 @@ from .validate import check_4d, check_x_shape
 Array = NDArray[Any]
 
 
-def pad_input(x: Array, geometry: Geometry) -> Array:
-    """(N, C, H, W) -> (N, C, H + top + bottom, W + left + right), zeros in the border."""
+def pad_input(x: Array, geometry: Geometry, padding_mode: str = "zeros") -> Array:
+    """(N, C, H, W) -> (N, C, H + top + bottom, W + left + right), zeros in the border (or what
+    the border mode copies there, borders.py)."""
     top, bottom, left, right = geometry.pad
     if not any(geometry.pad):
         return x
+    if padding_mode != "zeros":
+        return borders.pad(x, geometry.pad, padding_mode)
     return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
 
 

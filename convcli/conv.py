@@ -82,12 +82,12 @@ def conv2d(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
     geometry = check_conv(x, w, b, stride=stride, padding=padding, dilation=dilation,
                           groups=groups)
     budget = check_budget(memory_budget)
-    x, geometry = bordered(x, geometry, padding_mode)
+    borders.check_mode(padding_mode, geometry.input_size, geometry.pad)
     w = flipped(w) if flip else w
     if depthwise.suits(w.shape, groups, geometry):     # one channel in and out per group
-        return depthwise.conv2d_one_channel(x, w, b, geometry, groups, budget)
+        return depthwise.conv2d_one_channel(x, w, b, geometry, groups, budget, padding_mode)
     n, c, o, (oh, ow) = x.shape[0], x.shape[1], w.shape[0], geometry.output_size
-    x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
+    x_padded = pad_input(x, geometry, padding_mode)                 # (N, C, Hp, Wp)
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
     task = partial(_forward_chunk, x_padded=x_padded, w=w, b=b, y=y, geometry=geometry,
                    groups=groups)
@@ -129,15 +129,7 @@ def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, paddin
                           groups=groups)
     check_grad_output(grad_output, x.shape, w.shape, geometry)
     budget = check_budget(memory_budget)
-    if padding_mode != "zeros" or flip:
-        x_used, geometry_used = bordered(x, geometry, padding_mode)
-        dx, dw, db = conv2d_backward(grad_output, x_used, flipped(w) if flip else w,
-                                     stride=geometry_used.stride, padding=geometry_used.pad,
-                                     dilation=geometry_used.dilation, groups=groups,
-                                     grad_input_route=grad_input_route, memory_budget=budget)
-        if padding_mode != "zeros":
-            dx = borders.fold(dx, geometry.pad, padding_mode, geometry.input_size)
-        return dx, flipped(dw) if flip else dw, db
+    borders.check_mode(padding_mode, geometry.input_size, geometry.pad)
     if grad_input_route == "auto":
         grad_input_route = "flipped" if geometry.stride == (1, 1) else "col2im"
     if grad_input_route not in ("col2im", "flipped"):
@@ -145,11 +137,18 @@ def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, paddin
             f"grad_input_route must be 'auto', 'col2im' or 'flipped', got {grad_input_route!r}"
         )
     grad_output = np.ascontiguousarray(grad_output)
-    grad_weight = _grad_weight(grad_output, x, w.shape, geometry, groups, budget)
+    w_used = flipped(w) if flip else w
+    grad_weight = _grad_weight(grad_output, x, w.shape, geometry, groups, budget, padding_mode)
     grad_bias = grad_output.sum(axis=(0, 2, 3))
-    grad_input = (_grad_input_col2im if grad_input_route == "col2im" else _grad_input_flipped)(
-        grad_output, x.shape, w, geometry, groups, budget)
-    return grad_input, grad_weight, grad_bias
+    route = _grad_input_col2im if grad_input_route == "col2im" else _grad_input_flipped
+    if padding_mode == "zeros":
+        grad_input = route(grad_output, x.shape, w_used, geometry, groups, budget)
+    else:       # dL/d(padded x), its border then folded back onto the pixels it copied
+        padded_shape = x.shape[:2] + geometry.padded_size
+        grad_padded = route(grad_output, padded_shape, w_used, unpadded(geometry), groups,
+                            budget)
+        grad_input = borders.fold(grad_padded, geometry.pad, padding_mode, geometry.input_size)
+    return grad_input, flipped(grad_weight) if flip else grad_weight, grad_bias
 
 
 def conv2d_weight(input: Any, weight_size: Any, grad_output: Any, *, stride: Any = 1,
@@ -166,9 +165,9 @@ def conv2d_weight(input: Any, weight_size: Any, grad_output: Any, *, stride: Any
     geometry = check_conv(x, w_like, None, stride=stride, padding=padding, dilation=dilation,
                           groups=groups)
     check_grad_output(grad_output, x.shape, w_shape, geometry)
-    x, geometry = bordered(x, geometry, padding_mode)
+    borders.check_mode(padding_mode, geometry.input_size, geometry.pad)
     return _grad_weight(np.ascontiguousarray(grad_output), x, w_shape, geometry, groups,
-                        check_budget(memory_budget))
+                        check_budget(memory_budget), padding_mode)
 
 
 def conv2d_input(input_size: Any, weight: Any, grad_output: Any, *, stride: Any = 1,
@@ -182,22 +181,22 @@ def conv2d_input(input_size: Any, weight: Any, grad_output: Any, *, stride: Any 
                                                           stride, padding, dilation, groups)
     borders.check_mode(padding_mode, geometry.input_size, geometry.pad)
     if padding_mode != "zeros":                 # dL/d(padded x), then folded back
-        padded_shape = shape[:2] + geometry.padded_size
-        grad_padded = conv2d_input(padded_shape, w, grad_output, stride=geometry.stride,
-                                   padding=0, dilation=geometry.dilation, groups=groups,
-                                   memory_budget=memory_budget)
+        route = _grad_input_flipped if geometry.stride == (1, 1) else _grad_input_col2im
+        grad_padded = route(grad_output, shape[:2] + geometry.padded_size, w,
+                            unpadded(geometry), groups, check_budget(memory_budget))
         return borders.fold(grad_padded, geometry.pad, padding_mode, geometry.input_size)
     route = _grad_input_flipped if geometry.stride == (1, 1) else _grad_input_col2im
     return route(grad_output, shape, w, geometry, groups, check_budget(memory_budget))
 
 
 def _grad_weight(grad_output: Array, x: Array, w_shape: tuple[int, ...], geometry: Geometry,
-                 groups: int, memory_budget: int) -> Array:
+                 groups: int, memory_budget: int, padding_mode: str = "zeros") -> Array:
     """dL/dW = X_colᵀ · dL/dY, summed over chunks of output pixels -> (O, C/g, KH, KW)."""
     if depthwise.suits(w_shape, groups, geometry):     # one channel in and out per group
-        return depthwise.grad_weight_one_channel(grad_output, x, geometry, groups, memory_budget)
+        return depthwise.grad_weight_one_channel(grad_output, x, geometry, groups, memory_budget,
+                                                 padding_mode)
     n, c, (oh, ow) = x.shape[0], x.shape[1], geometry.output_size
-    x_padded = pad_input(x, geometry)                               # (N, C, Hp, Wp)
+    x_padded = pad_input(x, geometry, padding_mode)                 # (N, C, Hp, Wp)
     task = partial(_grad_weight_chunk, x_padded=x_padded, grad_output=grad_output,
                    geometry=geometry, groups=groups)
     taps = w_shape[1] * w_shape[2] * w_shape[3]
@@ -240,15 +239,10 @@ def grad_input_flipped(grad_output: Any, x_shape: Any, w: Any, *, stride: Any = 
                                check_budget(memory_budget))
 
 
-def bordered(x: Array, geometry: Geometry, padding_mode: str) -> tuple[Array, Geometry]:
-    """zeros: x and its geometry as they are (the core pads with zeros itself); a border mode:
-    x padded by it (borders.pad) and the same geometry with no padding left to do."""
-    borders.check_mode(padding_mode, geometry.input_size, geometry.pad)
-    if padding_mode == "zeros":
-        return x, geometry
-    x_padded = borders.pad(x, geometry.pad, padding_mode)
-    return x_padded, resolve(x_padded.shape[2:], geometry.kernel_size, stride=geometry.stride,
-                             padding=0, dilation=geometry.dilation)
+def unpadded(geometry: Geometry) -> Geometry:
+    """The same geometry on the already padded input: (Hp, Wp), no padding left to do."""
+    return resolve(geometry.padded_size, geometry.kernel_size, stride=geometry.stride,
+                   padding=0, dilation=geometry.dilation)
 
 
 def flipped(w: Array) -> Array:

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-from . import chunking
+from . import borders, chunking
 from .chunking import ONE_CHANNEL_CHUNK_BYTES, THREADS_FROM, chunks_with_halo, scratch
 from .geometry import Geometry
 
@@ -52,7 +52,7 @@ def suits(w_shape: tuple[int, ...], groups: int, geometry: Geometry) -> bool:
 
 
 def conv2d_one_channel(x: Array, w: Array, b: Array | None, geometry: Geometry, groups: int,
-                       memory_budget: int) -> Array:
+                       memory_budget: int, padding_mode: str = "zeros") -> Array:
     """y = x ⋆ w + b for w with one input channel per group; geometry.stride[1] must be 1.
 
     x (N, C, H, W) with C = groups, w (O, 1, KH, KW), b (O,) or None -> y (N, O, OH, OW).
@@ -77,12 +77,12 @@ def conv2d_one_channel(x: Array, w: Array, b: Array | None, geometry: Geometry, 
         if bias is not None:
             out += bias[g]
 
-    _in_chunks(forward, x, geometry, groups, og, og, memory_budget, o * kh * kw)
+    _in_chunks(forward, x, geometry, groups, og, og, memory_budget, o * kh * kw, padding_mode)
     return y
 
 
 def grad_weight_one_channel(grad_output: Array, x: Array, geometry: Geometry, groups: int,
-                            memory_budget: int) -> Array:
+                            memory_budget: int, padding_mode: str = "zeros") -> Array:
     """dL/dW for w with one input channel per group; geometry.stride[1] must be 1.
 
     grad_output (N, O, OH, OW), x (N, C, H, W) with C = groups -> dL/dw (O, 1, KH, KW):
@@ -104,20 +104,21 @@ def grad_weight_one_channel(grad_output: Array, x: Array, geometry: Geometry, gr
                            axis=-1)                                   # (Og, KH, KW)
 
     grad_w = np.zeros((groups, og, kh, kw), dtype=grad_output.dtype)
-    for g, part in _in_chunks(weights, x, geometry, groups, og, 0, memory_budget, o * kh * kw):
+    for g, part in _in_chunks(weights, x, geometry, groups, og, 0, memory_budget, o * kh * kw,
+                              padding_mode):
         grad_w[g] += part
     return grad_w.reshape(o, 1, kh, kw)
 
 
 def _in_chunks(task: Task, x: Array, geometry: Geometry, groups: int, og: int, part_og: int,
-               memory_budget: int, work: int) -> list[Any]:
+               memory_budget: int, work: int, padding_mode: str = "zeros") -> list[Any]:
     """Run task(g, items, rows, strip, part) over chunks of every group's output and return what
     the calls return, as a list. strip(j) is S_j for the chunk, (n, rows, KH, OW); part is flat
     scratch for (n, rows, part_og, OW).
 
     Each worker builds a chunk's padded rows in its own scratch, within memory_budget (at least
-    one output row and the kernel's extra rows). work: multiply-adds per output pixel, to decide
-    on threads.
+    one output row and the kernel's extra rows), its border filled by padding_mode. work:
+    multiply-adds per output pixel, to decide on threads.
     """
     n = x.shape[0]
     (oh, ow), (kh, _) = geometry.output_size, geometry.kernel_size
@@ -147,7 +148,11 @@ def _in_chunks(task: Task, x: Array, geometry: Geometry, groups: int, og: int, p
         for g, (items, rows) in share:
             ni, r = items.stop - items.start, rows.stop - rows.start
             padded = padded_rows[:ni, : r * sh + halo]
-            _pad_rows(x[items, g], padded, rows.start * sh - top, left)
+            if padding_mode == "zeros":
+                _pad_rows(x[items, g], padded, rows.start * sh - top, left)
+            else:
+                _pad_rows_bordered(x[items, g], padded, rows.start * sh, geometry.pad,
+                                   padding_mode)
             strip = partial(_strip, padded, r, kh, ow, sh, dh, dw)
             results.append(task(g, items, rows, strip, part))
         return results
@@ -181,3 +186,24 @@ def _pad_rows(plane: Array, padded: Array, row0: int, left: int) -> None:
     body[:, :, :left] = 0
     body[:, :, left + plane.shape[2] :] = 0
     body[:, :, left : left + plane.shape[2]] = plane[:, lo:hi]
+
+
+def _pad_rows_bordered(plane: Array, padded: Array, first: int, pad: tuple[int, int, int, int],
+                       mode: str) -> None:
+    """Padded rows first.. of plane (n, H, W) padded by a border mode (borders.py) into padded
+    (n, rows, width): the plane's rows copied as a block, the few border rows gathered from the
+    rows they copy, then the side columns from the middle ones."""
+    top, bottom, left, right = pad
+    height, width = plane.shape[1:]
+    count = padded.shape[1]
+    lo, hi = max(first, top), min(first + count, top + height)     # padded rows inside x
+    if lo < hi:
+        padded[:, lo - first: hi - first, left: left + width] = plane[:, lo - top: hi - top]
+    outside = [k for k in range(count) if not lo <= first + k < hi]
+    if outside:
+        rows = borders.source_index(height, top, bottom, mode)
+        padded[:, outside, left: left + width] = plane[:, rows[[first + k for k in outside]]]
+    cols = borders.source_index(width, left, right, mode) + left
+    side = np.r_[0:left, left + width: len(cols)]
+    if side.size:
+        padded[:, :count, side] = padded[:, :count, cols[side]]

@@ -141,3 +141,24 @@ def test_pads_wider_than_the_image_where_the_mode_allows(mode, rng):
     want = np.array([[np.sum(padded[i:i + 2, j:j + 2] * w[0, 0]) for j in range(11)]
                      for i in range(12)])
     np.testing.assert_allclose(y[0, 0], want, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("memory_budget", [2**20, 3 * 80 * 8 * 4])   # one chunk; many chunks
+def test_the_one_channel_route_fills_each_chunk_by_the_mode(mode, memory_budget, rng):
+    """Wide one-channel planes take depthwise.py's chunked route, which pads each chunk's rows
+    itself: equal to np.pad then a valid convolution, forward and dL/dw."""
+    from convcli import depthwise, resolve
+
+    x = rng.standard_normal((2, 3, 21, 80))
+    w = rng.standard_normal((3, 1, 3, 5))
+    pad = (2, 3, 1, 2)
+    assert depthwise.suits(w.shape, 3, resolve(x.shape[2:], w.shape[2:], padding=pad))
+    padded = np.pad(x, ((0, 0), (0, 0), pad[:2], pad[2:]), mode=NUMPY[mode])
+    options = {"groups": 3, "memory_budget": memory_budget}
+    np.testing.assert_allclose(conv2d(x, w, padding=pad, padding_mode=mode, **options),
+                               conv2d(padded, w, **options), atol=1e-12)
+    g = rng.standard_normal((2, 3, 24, 79))
+    _, dw, _ = conv2d_backward(g, x, w, padding=pad, padding_mode=mode, **options)
+    _, dw_padded, _ = conv2d_backward(g, padded, w, **options)
+    np.testing.assert_allclose(dw, dw_padded, atol=1e-10)
