@@ -60,6 +60,7 @@ def explain(
     animate: Annotated[Path | None, typer.Option(
         help="Also write a .gif: the kernel sliding over the padded input, then p's "
         "footprint.")] = None,
+    border: opt.BorderMode = opt.Border.zeros,
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print every step's arrays, the checks and the geometry as one JSON "
         "object instead.")] = False,
@@ -69,6 +70,7 @@ def explain(
         opt.note_shadowed_preset(kernel)
     result = run_explain(image, kernel, pixel=parse_pixel(pixel), gray=gray,
                          max_pixels=max_pixels, seed=seed, export=export, animate=animate,
+                         padding_mode=border.value,
                          **opt.geometry(stride, padding, dilation))
     console = Console(record=export is not None, highlight=False,
                       file=io.StringIO() if json_output else None)

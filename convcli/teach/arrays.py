@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import borders
 from ..columns import col2im, im2col, pad_input
 from ..conv import conv2d, conv2d_backward, dilate, flip_kernel
 
 
-def compute(x, w, grad_output, geometry, groups, pixel) -> dict[str, np.ndarray]:
+def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
+            ) -> dict[str, np.ndarray]:
     """Every array of the walkthrough, each claim computed by two routes. Shapes as the module
-    docstring; the pixel's arrays ("dy/dp", "footprint") have y's shape (1, O, OH, OW)."""
+    docstring; the pixel's arrays ("dy/dp", "footprint") have y's shape (1, O, OH, OW).
+    padding_mode: what the padded cells hold (borders.py); the backward folds their gradient
+    back onto the pixels they copied."""
     top, _, left, _ = geometry.pad
     kernel_size, stride, dilation = geometry.kernel_size, geometry.stride, geometry.dilation
     options = {"stride": stride, "padding": geometry.pad, "dilation": dilation}
@@ -18,14 +22,16 @@ def compute(x, w, grad_output, geometry, groups, pixel) -> dict[str, np.ndarray]
     out_channels = w.shape[0]
     oh, ow = geometry.output_size
 
-    y = conv2d(x, w, groups=groups, **options)
-    x_padded = pad_input(x, geometry)
-    x_col = im2col(x, kernel_size, **options)                      # (OH·OW, C·KH·KW)
+    bordered = {"padding_mode": padding_mode}
+    y = conv2d(x, w, groups=groups, **options, **bordered)
+    x_padded = pad_input(x, geometry, padding_mode)
+    # the windows of the padded x: the same X_col as im2col(x, padding) when the border is zeros
+    x_col = im2col(x_padded, kernel_size, stride=stride, dilation=dilation)  # (OH·OW, C·KH·KW)
     w_matrix = weight_matrix(w, groups)                             # (C·KH·KW, O)
     # (OH·OW, O) -> (1, OH, OW, O) -> (1, O, OH, OW)
     y_matmul = (x_col @ w_matrix).reshape(1, oh, ow, out_channels).transpose(0, 3, 1, 2)
 
-    grad_x, grad_w, _ = conv2d_backward(grad_output, x, w, groups=groups, **options)
+    grad_x, grad_w, _ = conv2d_backward(grad_output, x, w, groups=groups, **options, **bordered)
     grad_rows = grad_output.transpose(0, 2, 3, 1).reshape(oh * ow, out_channels)  # (OH·OW, O)
     grad_w_matmul = weights_from_matrix(x_col.T @ grad_rows, w.shape, groups)
 
@@ -33,11 +39,12 @@ def compute(x, w, grad_output, geometry, groups, pixel) -> dict[str, np.ndarray]
     c, i, j = pixel
     one_hot = np.zeros_like(x)
     one_hot[0, c, i, j] = 1.0
-    dy_dp = conv2d(one_hot, w, groups=groups, **options)           # (1, O, OH, OW)
+    dy_dp = conv2d(one_hot, w, groups=groups, **options, **bordered)  # (1, O, OH, OW)
     w_flipped = flip_kernel(w, groups)                              # (C, O/groups, KH, KW)
     dy_dp_flipped = np.zeros_like(y)
-    for o, out_i, out_j, fi, fj in flipped_footprint(pixel, w.shape, geometry, groups):
-        dy_dp_flipped[0, o, out_i, out_j] = w_flipped[c, o % (out_channels // groups), fi, fj]
+    for at in copies_of(pixel, geometry, padding_mode):    # p, and its copies in the border
+        for o, out_i, out_j, fi, fj in flipped_footprint(pixel, w.shape, geometry, groups, at):
+            dy_dp_flipped[0, o, out_i, out_j] += w_flipped[c, o % (out_channels // groups), fi, fj]
 
     # dL/dx all at once: dilate dL/dy by the stride, pad it fully, slide the flipped kernel
     grad_dilated = dilate(grad_output, stride)                      # (1, O, (OH-1)·s+1, ...)
@@ -47,8 +54,16 @@ def compute(x, w, grad_output, geometry, groups, pixel) -> dict[str, np.ndarray]
     grad_x_padded = np.zeros((n, channels) + geometry.padded_size)
     grad_x_padded[:, :, :used_h, :used_w] = conv2d(grad_dilated, w_flipped, padding=full,
                                                    dilation=dilation, groups=groups)
-    grad_x_flipped = grad_x_padded[:, :, top : top + height, left : left + width]
-    grad_x_col2im = col2im(grad_rows @ w_matrix.T, x.shape, kernel_size, **options)
+    grad_cols = grad_rows @ w_matrix.T
+    if padding_mode == "zeros":
+        grad_x_flipped = grad_x_padded[:, :, top : top + height, left : left + width]
+        grad_x_col2im = col2im(grad_cols, x.shape, kernel_size, **options)
+    else:       # the border's gradient folds back onto the pixels it copied
+        grad_x_flipped = borders.fold(grad_x_padded.copy(), geometry.pad, padding_mode,
+                                      (height, width))
+        grad_x_col2im = borders.fold(col2im(grad_cols, x_padded.shape, kernel_size,
+                                            stride=stride, dilation=dilation),
+                                     geometry.pad, padding_mode, (height, width))
 
     return {
         "x": x, "padding": np.array(geometry.pad), "x_padded": x_padded, "w": w,
@@ -106,12 +121,27 @@ def weights_from_matrix(matrix, w_shape, groups) -> np.ndarray:
     return np.concatenate([b.T for b in blocks]).reshape(w_shape)
 
 
-def flipped_footprint(pixel, w_shape, geometry, groups):
+def copies_of(pixel, geometry, padding_mode):
+    """The padded positions (r, c) that hold p: p itself, and under a border mode its copies."""
+    _, i, j = pixel
+    top, bottom, left, right = geometry.pad
+    height, width = geometry.input_size
+    if padding_mode == "zeros":
+        return [(i + top, j + left)]
+    rows = np.flatnonzero(borders.source_index(height, top, bottom, padding_mode) == i)
+    cols = np.flatnonzero(borders.source_index(width, left, right, padding_mode) == j)
+    return [(int(r), int(q)) for r in rows for q in cols]
+
+
+def flipped_footprint(pixel, w_shape, geometry, groups, at=None):
     """The outputs p touches, read off the flipped kernel: (o, i, j, fi, fj) with output (o, i, j)
     getting p · w_flipped[c, o, fi, fj]. Window (i, j) covers padded row i·s + kh·d, so p's padded
-    row r is met by tap kh = KH-1-fi at i = (r - (KH-1)·d + fi·d) / s, where that is whole."""
+    row r is met by tap kh = KH-1-fi at i = (r - (KH-1)·d + fi·d) / s, where that is whole.
+    at: the padded position (r, c) to read from (a copy of p under a border mode); default p's."""
     c, i, j = pixel
     top, _, left, _ = geometry.pad
+    if at is not None:
+        i, j = at[0] - top, at[1] - left
     out_channels, group_channels, kh, kw = w_shape
     group_out = out_channels // groups
     (oh, ow), (sh, sw), (dh, dw) = geometry.output_size, geometry.stride, geometry.dilation

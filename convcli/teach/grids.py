@@ -22,15 +22,18 @@ def inside_row(x_padded, pad_mask, geometry) -> int:
 
 
 def channel_grids(title, arrays, *, dim=None, mark=None, focus=None, prefix="c", only=None,
-                   symbol="·"):
+                   symbol="·", note=None):
     """One Grid per channel of arrays (Ch, R, K), at most MAX_CHANNEL_GRIDS of them."""
     count = len(arrays)
     chosen = list(range(count)) if only is None else list(only)
     grids = []
     for ch in chosen[:MAX_CHANNEL_GRIDS]:
         name = title if count == 1 else f"{title} [{prefix}={ch}]"
-        grids.append(Grid(name, arrays[ch], dim=dim, focus=focus, symbol=symbol,
-                          mark=None if mark is None else (mark[ch] if mark.ndim == 3 else mark)))
+        grid = Grid(name, arrays[ch], dim=dim, focus=focus, symbol=symbol,
+                    mark=None if mark is None else (mark[ch] if mark.ndim == 3 else mark))
+        if note is not None:
+            grid.dim_note = note
+        grids.append(grid)
     if len(chosen) > MAX_CHANNEL_GRIDS:
         grids[-1].title += f" (+{len(chosen) - MAX_CHANNEL_GRIDS} more)"
     return grids

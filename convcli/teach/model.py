@@ -40,6 +40,7 @@ class Grid:
     mark: np.ndarray | None = None
     focus: tuple[int, int] | None = None
     symbol: str = "·"      # how a dim cell is drawn; "" draws its value dimmed, in (parens)
+    dim_note: str = "on the padding: dropped"   # the legend's words for a (parens) cell
     pin_last: int = 0      # trailing columns always shown (results), however it is cropped
     max_rows: int = 10     # rows shown before cropping
 
@@ -79,6 +80,7 @@ class Walkthrough:
     groups: int
     geometry: Geometry
     checks: list[Check]
+    padding_mode: str = "zeros"
 
     def to_json(self) -> dict:
         """Every array as nested lists, the geometry, the pixel and the checks: json.dumps-able."""
@@ -86,7 +88,8 @@ class Walkthrough:
         return {
             "geometry": {"input_size": g.input_size, "kernel_size": g.kernel_size,
                          "stride": g.stride, "dilation": g.dilation, "padding": g.pad,
-                         "output_size": g.output_size, "groups": self.groups},
+                         "output_size": g.output_size, "groups": self.groups,
+                         "padding_mode": self.padding_mode},
             "pixel": list(self.pixel),
             "arrays": {name: np.asarray(a).tolist() for name, a in self.arrays.items()},
             "checks": [{"claim": c.claim, "computed": c.computed, "expected": c.expected,

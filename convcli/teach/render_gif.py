@@ -110,7 +110,8 @@ def _base(walk, layout, channel, out_channel, title):
             box = layout.cell(layout.input_xy, r, c)
             padding = not (top <= pr < top + height and left <= pc < left + width)
             draw.rectangle(box, fill=PAD if padding else PAPER, outline=GREY)
-            text = "·" if padding else fmt(a["x_padded"][0, channel, pr, pc])
+            zero = padding and walk.padding_mode == "zeros"   # a border mode's copies: values
+            text = "·" if zero else fmt(a["x_padded"][0, channel, pr, pc])
             _centre(draw, box, text, layout.font, GREY if padding else INK)
     return image, draw
 

@@ -38,8 +38,9 @@ def step_panel(step: Step, width: int) -> Panel:
     legend = []
     if any(g.dim is not None and g.dim.any() and g.symbol for g in step.grids):
         legend.append("· padding (zero)")
-    if any(g.dim is not None and g.dim.any() and not g.symbol for g in step.grids):
-        legend.append("(n) on the padding: dropped")
+    notes = dict.fromkeys(g.dim_note for g in step.grids
+                          if g.dim is not None and g.dim.any() and not g.symbol)
+    legend += [f"(n) {note}" for note in notes]
     if any(g.mark is not None and g.mark.any() for g in step.grids):
         legend.append("[n] highlighted")
     if legend:

@@ -30,7 +30,7 @@ class ExplainResult:
 def run_explain(image: Path | None = None, kernel: str | None = None, *, stride: Any = 1,
                 padding: Any = None, dilation: Any = 1, pixel: Any = None, gray: bool = False,
                 max_pixels: int | None = None, seed: int = 0, export: Path | None = None,
-                animate: Path | None = None) -> ExplainResult:
+                animate: Path | None = None, padding_mode: str = "zeros") -> ExplainResult:
     """The walkthrough of x ⋆ w: x an image (the first of a batch) or the article's seeded 4×4,
     w a kernel as forward takes it or the article's [[1, 2], [3, 4]]; padding None is the
     article's (1, 0, 1, 0) for a 2×2 kernel, "same" otherwise."""
@@ -54,5 +54,5 @@ def run_explain(image: Path | None = None, kernel: str | None = None, *, stride:
     channels = x.shape[1] if x is not None else (matrix.shape[1] if matrix.ndim == 4 else 1)
     w, groups = kernels.as_weight(matrix, channels)
     walk = walkthrough(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                       pixel=pixel, seed=seed)
+                       pixel=pixel, seed=seed, padding_mode=padding_mode)
     return ExplainResult(walk, notes, export, animate)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..geometry import Geometry
-from .arrays import flipped_footprint
+from .arrays import copies_of, flipped_footprint
 from .grids import channel_grids, inside_row, kernel_grids
 from .model import MAX_CHANNEL_GRIDS, Grid, Step
 from .text import (
@@ -31,6 +31,23 @@ class Scene:
     geometry: Geometry
     groups: int
     pixel: tuple[int, int, int]
+    padding_mode: str = "zeros"
+
+    @property
+    def bordered(self) -> bool:
+        """A border mode: the padded cells hold copies of x's pixels, not zeros."""
+        return self.padding_mode != "zeros"
+
+    @property
+    def pad_symbol(self) -> str:
+        """Zeros are drawn ·; a border mode's copies show their values, in (parentheses)."""
+        return "" if self.bordered else "·"
+
+    @property
+    def copy_note(self) -> str | None:
+        """The legend for a border mode's padded cells."""
+        return f"on the padding: a copy of a pixel of x (--border {self.padding_mode})" if (
+            self.bordered) else None
 
     @property
     def names(self) -> list[str]:
@@ -52,9 +69,9 @@ class Scene:
 
 
 def steps(arrays: dict[str, Any], geometry: Geometry, groups: int,
-          pixel: tuple[int, int, int]) -> list[Step]:
+          pixel: tuple[int, int, int], padding_mode: str = "zeros") -> list[Step]:
     """The walkthrough's six steps, in order."""
-    scene = Scene(arrays, geometry, groups, pixel)
+    scene = Scene(arrays, geometry, groups, pixel, padding_mode)
     return [setup_step(scene), im2col_step(scene), weight_step(scene), pixel_step(scene),
             input_step(scene), conclusion_step(scene)]
 
@@ -75,7 +92,9 @@ def setup_step(s: Scene) -> Step:
     text = [
         f"x is {height}×{width}" + (f" with {channels} channels" if channels > 1 else "")
         + f"; padding (top, bottom, left, right) = ({top}, {bottom}, {left}, {right}) adds "
-        f"zeros, drawn ·{where}. {_kernel_text(s)}.",
+        + (f"copies of x's border pixels (--border {s.padding_mode}), drawn in "
+           f"(parentheses){where}" if s.bordered else f"zeros, drawn ·{where}")
+        + f". {_kernel_text(s)}.",
         "Deep learning's \"convolution\" is a cross-correlation: slide w over the padded x "
         "without flipping it; at each stop multiply the overlapping numbers and add them up. "
         f"The first window, in [brackets]: y(0,0) = {sum_text(terms)} = "
@@ -83,7 +102,8 @@ def setup_step(s: Scene) -> Step:
         + (" (summed over the input channels)" if group_channels > 1 else "") + ".",
         geometry_text(g, (height, width)),
     ]
-    grids = channel_grids("x", a["x_padded"][0], dim=s.pad_mask, mark=window, focus=(0, 0))
+    grids = channel_grids("x", a["x_padded"][0], dim=s.pad_mask, mark=window, focus=(0, 0),
+                          symbol=s.pad_symbol, note=s.copy_note)
     grids += kernel_grids("w", a["w"], names)
     grids += channel_grids("y = x ⋆ w", a["y"][0], mark=first, focus=(0, 0), prefix="o")
     return Step("1. Setup: y = x ⋆ w, a cross-correlation", [t for t in text if t], grids)
@@ -172,25 +192,33 @@ def pixel_step(s: Scene) -> Step:
     c, pi, pj = s.pixel
     top, _, left, _ = g.pad
     p = a["p"].item()
-    touched = list(flipped_footprint(s.pixel, a["w"].shape, g, s.groups))
+    home = (pi + top, pj + left)
+    copies = copies_of(s.pixel, g, s.padding_mode)            # p, and its copies in the border
+    touched = [(*hit, at) for at in copies
+               for hit in flipped_footprint(s.pixel, a["w"].shape, g, s.groups, at)]
     group_out, w_f = out_channels // s.groups, a["w_flipped"]
     labels = np.full((out_channels,) + g.output_size, "", dtype=object)
     mark = np.zeros((out_channels,) + g.output_size, bool)
     lines, chain = [], []
-    for o, oi, oj, fi, fj in touched:
+    for o, oi, oj, fi, fj, at in touched:
         name, weight = names[(kh - 1 - fi) * kw + (kw - 1 - fj)], w_f[c, o % group_out, fi, fj]
-        labels[o, oi, oj], mark[o, oi, oj] = f"p·{name}", True
+        term = f"p·{name}"
+        labels[o, oi, oj] = f"{labels[o, oi, oj]}+{term}" if labels[o, oi, oj] else term
+        mark[o, oi, oj] = True
         channel = f"[o={o}]" if out_channels > 1 else ""
-        lines.append(f"y{channel}({oi},{oj}) gets p·{name} = {fmt(p, True)}·{fmt(weight, True)}"
-                     f" = {fmt(p * weight)}")
+        copy = "" if at == home else f" (p's copy at padded ({at[0]},{at[1]}))"
+        lines.append(f"y{channel}({oi},{oj}) gets p·{name}{copy} = {fmt(p, True)}·"
+                     f"{fmt(weight, True)} = {fmt(p * weight)}")
         chain.append(f"{fmt(a['dL/dy'][0, o, oi, oj], True)}·{fmt(weight, True)}")
     labels[labels == ""] = "0"                     # ∂y/∂p is 0 where p is in no window
     p_mark = np.zeros(g.padded_size, bool)
-    p_mark[pi + top, pj + left] = True
+    for at in copies:
+        p_mark[at] = True
     where = f"x{'[c=' + str(c) + ']' if channels > 1 else ''}({pi},{pj})"
     flipped_names = matrix_text([[names[(kh - 1 - r) * kw + (kw - 1 - q)] for q in range(kw)]
                                  for r in range(kh)])
-    in_order = ", ".join(labels[o, oi, oj] for o, oi, oj, *_ in touched[:MAX_LISTED])
+    in_order = ", ".join(dict.fromkeys(labels[o, oi, oj]
+                                       for o, oi, oj, *_ in touched[:MAX_LISTED]))
     text = [
         f"Pick one input pixel p = {where} = {fmt(p)}. Going forward it sits in "
         + (f"{len(touched)} windows and meets a different weight in each: " if len(touched) > 1
@@ -199,13 +227,16 @@ def pixel_step(s: Scene) -> Step:
         f"p times {flipped_names}, the flipped kernel"
         + (" (only the taps that land on p: at stride > 1 the windows skip pixels)"
            if g.stride != (1, 1) else "")
+        + (f"; with --border {s.padding_mode} p's copies in the border are multiplied too"
+           if len(copies) > 1 else "")
         + (", across every output channel of p's group: w_flipped[c, o] = w[o, c] rotated "
            "180°" if out_channels > 1 else "") + ".",
         (f"So by the chain rule dL/dp = Σ dL/dy · (what p was multiplied by) = "
         f"{sum_text(chain)} = {fmt(a['dL/dp'])}, which is dL/dx at p."),
     ]
     grids = channel_grids("x, with p", a["x_padded"][0], dim=s.pad_mask, mark=p_mark,
-                          focus=(pi + top, pj + left), only=[c] if channels > 1 else None)
+                          focus=(pi + top, pj + left), only=[c] if channels > 1 else None,
+                          symbol=s.pad_symbol, note=s.copy_note)
     touched_outs = sorted({o for o, *_ in touched}) or [0]
     focus = (touched[0][1], touched[0][2]) if touched else (0, 0)
     grids += channel_grids("what p touches", labels, mark=mark, focus=focus, prefix="o",
@@ -229,8 +260,12 @@ def input_step(s: Scene) -> Step:
         + ("dilation·" if dilated else "") + f"(K − 1) zeros ({span_h - 1} row(s), "
         f"{span_w - 1} column(s): the full convolution) and slide the flipped kernel over it"
         + (f" with dilation {dh},{dw}" if dilated else "")
-        + ". That gives dL/d(padded x); dropping the rows and columns that were padding, "
-        "in (parentheses), leaves dL/dx."
+        + ". That gives dL/d(padded x); "
+        + ("each padded cell, in (parentheses), is a copy of a pixel of x "
+           f"(--border {s.padding_mode}), so its gradient folds back: it is added onto the "
+           "pixel it copied (the adjoint of the padding), which gives dL/dx."
+           if s.bordered else
+           "dropping the rows and columns that were padding, in (parentheses), leaves dL/dx.")
         + (" The last rows or columns, which no window reached, get 0."
            if g.used_size != g.padded_size else ""),
         ("The im2col route agrees: dL/dX_col = dL/dy · Wᵀ, and col2im adds each row back where "
@@ -271,7 +306,9 @@ def _input_grids(s: Scene) -> list[Grid]:
         for grid in grids[-min(a["w"].shape[0], MAX_CHANNEL_GRIDS):]:
             grid.mark = inserted          # inserted zeros: drawn in brackets, see the legend
     grids += channel_grids("dL/d(padded x)", a["dL/dx_padded"][0], dim=s.pad_mask,
-                           focus=(pi + top, pj + left), symbol="")
+                           focus=(pi + top, pj + left), symbol="",
+                           note=("on the padding: added onto the pixel it copied"
+                                 if s.bordered else None))
     p_cell = np.zeros(g.input_size, bool)
     p_cell[pi, pj] = True
     grids += channel_grids("dL/dx", a["dL/dx_flipped"][0], mark=p_cell, focus=(pi, pj))

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import borders
 from ..conv import conv2d
 from ..errors import InputError
 from ..geometry import pair, resolve
@@ -19,7 +20,7 @@ ARTICLE_PADDING = (1, 0, 1, 0)                         # at top and left: y keep
 
 def walkthrough(x: Any = None, w: Any = None, *, stride: Any = 1, padding: Any = None,
                 dilation: Any = 1, groups: int = 1, pixel: Any = None, seed: int = 0,
-                grad_output: Any = None) -> Walkthrough:
+                grad_output: Any = None, padding_mode: str = "zeros") -> Walkthrough:
     """The article's argument on real numbers.
 
     x: (H, W), (C, H, W) or (1, C, H, W); default a 4×4 of seeded integers 1..5 (no zeros, so
@@ -27,6 +28,7 @@ def walkthrough(x: Any = None, w: Any = None, *, stride: Any = 1, padding: Any =
     padding: as conv2d; default (1, 0, 1, 0) for a 2×2 kernel (the article), "same" otherwise.
     pixel: (i, j) or (c, i, j) of p in x; default (0, 0, 0). grad_output: dL/dy (1, O, OH, OW);
     default seeded random integers in ±1..3 (never all ones: that hides bugs).
+    padding_mode: what the padded cells hold ("zeros" or a border mode of borders.py).
     """
     rng = np.random.default_rng(seed)
     w = np.asarray(ARTICLE_KERNEL if w is None else w, dtype=float)
@@ -45,18 +47,19 @@ def walkthrough(x: Any = None, w: Any = None, *, stride: Any = 1, padding: Any =
         padding = ARTICLE_PADDING if spans == (2, 2) else "same"
     geometry = resolve(x.shape[2:], w.shape[2:], stride=stride, padding=padding,
                        dilation=dilation)
+    borders.check_mode(padding_mode, geometry.input_size, geometry.pad)
     y = conv2d(x, w, groups=groups, **geometry.options())          # validates shapes too
     if grad_output is None:
         grad_output = rng.choice([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0], size=y.shape)
     grad_output = np.asarray(grad_output, dtype=float).reshape(y.shape)
     p = _pixel(pixel, x.shape)
-    arrays = compute(x, w, grad_output, geometry, groups, p)
+    arrays = compute(x, w, grad_output, geometry, groups, p, padding_mode)
     checks = verify(arrays)
-    walk_steps = steps(arrays, geometry, groups, p)
+    walk_steps = steps(arrays, geometry, groups, p, padding_mode)
     for (index, *_), check in zip(CLAIMS, checks):
         walk_steps[index].checks.append(check)
     walk_steps[-1].checks = list(checks)
-    return Walkthrough(walk_steps, arrays, p, groups, geometry, checks)
+    return Walkthrough(walk_steps, arrays, p, groups, geometry, checks, padding_mode)
 
 
 def _pixel(pixel: Any, x_shape: tuple[int, ...]) -> tuple[int, int, int]:
