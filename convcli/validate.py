@@ -53,10 +53,11 @@ def check_4d(array: NDArray[Any], name: str, layout: str | None = None) -> None:
         raise InputError(f"{name} must be 4-D {layout}, got shape {array.shape}")
 
 
-def check_conv(x: NDArray[Any], w: NDArray[Any], b: NDArray[Any] | None, *, stride: Any,
-               padding: Any, dilation: Any, groups: Any) -> Geometry:
+def check_conv(x: Any, w: Any, b: Any, *, stride: Any, padding: Any, dilation: Any,
+               groups: Any, in_memory: bool = True) -> Geometry:
     """Check x (N, C, H, W), w (O, C/groups, KH, KW), b (O,) and the options against each
-    other; return the resolved geometry."""
+    other; return the resolved geometry. in_memory: also refuse a padded input or an output
+    larger than the memory available (a chunked run never holds them whole)."""
     check_4d(x, "x")
     check_4d(w, "w")
     if not is_int(groups) or groups < 1:
@@ -77,6 +78,8 @@ def check_conv(x: NDArray[Any], w: NDArray[Any], b: NDArray[Any] | None, *, stri
         raise InputError(f"x {x.shape} and w {w.shape} must not have an empty axis")
     geometry = resolve(x.shape[2:], w.shape[2:], stride=stride, padding=padding,
                        dilation=dilation)
+    if not in_memory:
+        return geometry
     n, itemsize = x.shape[0], x.dtype.itemsize
     check_size("the zero-padded input", (n, channels) + geometry.padded_size, itemsize,
                "use less padding or dilation")
