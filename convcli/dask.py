@@ -171,10 +171,11 @@ def _check_chunks(chunks: Chunks, geometry: Geometry) -> None:
     for axis, (name, need) in enumerate(zip(("rows", "columns"), halo(geometry), strict=True)):
         sizes = chunks[2 + axis][:-1]
         if sizes and min(sizes) < need:
+            one = name[:-1]
             raise InputError(
-                f"chunks of {min(sizes)} {name} are smaller than the kernel's halo of {need} "
-                f"{name} (a window {need + 1} {name} wide): use chunks of at least {need} "
-                f"{name}, for example --chunks {max(need, 1024)}")
+                f"chunks of {min(sizes)} {one if min(sizes) == 1 else name} are smaller than "
+                f"the kernel's halo of {need} {name} (a window {need + 1} {name} wide): use "
+                f"chunks of at least {need} {name}, for example --chunks {max(need, 1024)}")
 
 
 def _padded(x: da.Array, geometry: Geometry, mode: str) -> tuple[da.Array, Geometry]:

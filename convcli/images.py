@@ -52,13 +52,14 @@ def load_image(path: str | os.PathLike[str], *, gray: bool = False,
     if gray and loaded.array.shape[1] > 1:
         loaded.notes.append("converted to one channel (luma 0.299 R + 0.587 G + 0.114 B)"
                             if loaded.array.shape[1] == 3 else "converted to one channel (mean)")
-        loaded.array = _to_gray(loaded.array)
+        loaded.array = to_gray(loaded.array)
     loaded.array = np.ascontiguousarray(loaded.array, dtype=dtype)
     loaded.path = path
     return loaded
 
 
-def _to_gray(x: NDArray[Any]) -> NDArray[Any]:
+def to_gray(x: Any) -> Any:
+    """x (N, C, H, W) -> (N, 1, H, W): luma for three channels, else the mean (NumPy or Dask)."""
     if x.shape[1] == 3:
         gray: NDArray[Any] = np.tensordot(LUMA, x, axes=([0], [1]))[:, None]   # (N, 1, H, W)
         return gray

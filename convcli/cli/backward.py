@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from .. import api
+from . import big, summary
 from . import options as opt
-from . import summary
 from .errors import handle_errors
 from .progress import working
 from .summary import Fact
@@ -50,11 +50,15 @@ def backward(
     png_dx: Annotated[Path | None, typer.Option(
         help="Also write a picture of dL/dx (mapped around mid grey when signed).")] = None,
     memory_budget: opt.MemoryBudget = 256,
+    chunks: opt.Chunks = None,
+    scheduler: opt.SchedulerName = None,
     any_suffix: opt.AnySuffix = False,
     json_output: opt.Json = False,
     quiet: opt.Quiet = False,
 ) -> None:
     """Compute y and the three gradients dL/dx, dL/dw, dL/db for a loss or a given dL/dy.
+
+    Bigger than memory: a Zarr IMAGE, --out g.zarr, --chunks or --scheduler runs chunk by chunk on Dask and writes a Zarr group (y, grad_input, grad_weight, grad_bias, weight; the geometry as attributes): convcli backward big.zarr sobel-x --out grads.zarr
 
     Writes one .npz holding the case (input, weight, bias when given, the geometry) and its results (y, grad_output, grad_input, grad_weight, grad_bias), so it can be re-run; np.load(path, allow_pickle=False) reads it. --out - writes it to standard output (the summary then goes to stderr).
     """  # one line per paragraph: Typer keeps a docstring's line breaks
@@ -62,6 +66,15 @@ def backward(
                        groups=groups, bias=bias, gray=gray, dtype=dtype, max_pixels=max_pixels,
                        quiet=quiet or json_output, border=border, flip=flip)
     console = summary.console(quiet, stderr=summary.to_stdout(out))
+    if big.wanted(image, out, chunks, scheduler):
+        big.refuse(png_dx=png_dx)
+        chunked = big.backward(spec, loss=loss.value, target=target, grad_output=grad_output,
+                               out=out, chunk_text=chunks, scheduler_name=scheduler,
+                               console=console, quiet=quiet or json_output)
+        summary.show(big.backward_facts(chunked), json_output=json_output, console=console)
+        if not json_output and max(chunked.grad_weight.shape[2:]) <= 7:
+            console.print(summary.kernel_tables([("dL/dw", chunked.grad_weight)]))
+        return
     with working(console, "computing dL/dx, dL/dw, dL/db", quiet=quiet or json_output):
         result = api.run_backward(spec, loss=loss.value, target=target, grad_output=grad_output,
                                   any_suffix=any_suffix,

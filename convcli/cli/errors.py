@@ -13,6 +13,7 @@ from typing import Any, NoReturn, TypeVar
 import typer
 import typer.core
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import InputError
 
@@ -27,7 +28,7 @@ def stderr() -> Console:
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """One line on stderr, then exit (2: the user can fix it)."""
-    stderr().print(f"[bold red]error:[/] {message}", markup=True)
+    stderr().print(f"[bold red]error:[/] {escape(message)}", markup=True)
     raise typer.Exit(code)
 
 

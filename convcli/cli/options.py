@@ -54,6 +54,14 @@ Flip = Annotated[bool, typer.Option(
 AnySuffix = Annotated[bool, typer.Option(
     "--any-suffix", help="Keep an --out name whose suffix promises another format "
     "(e.g. y.png for .npy data); refused otherwise.")]
+Chunks = Annotated[str | None, typer.Option(
+    help="Run chunk by chunk on Dask (pip install 'convcli\\[dask]'): rows per chunk, N or H,W "
+    "(default: a Zarr store's own chunks, else 2048). Implied by a Zarr IMAGE or --out y.zarr.",
+    show_default=False)]
+SchedulerName = Annotated[str | None, typer.Option(
+    "--scheduler", help="Where the chunks run: threads (the default), processes, synchronous, "
+    "or tcp://HOST:PORT, a running distributed scheduler (pip install "
+    "'convcli\\[distributed]').", show_default=False)]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 ImageArg = Annotated[Path, typer.Argument(
