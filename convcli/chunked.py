@@ -32,6 +32,8 @@ from .validate import check_conv, float_dtype
 Array = NDArray[Any]
 Progress = Callable[[int, int], None]
 WRITE = "convcli-write"
+STRIP_BYTES = 64 * 2**20
+"""A strip of columns written together holds about this much per row of chunks."""
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,25 @@ class Stats:
     squares: float = 0.0
 
     @staticmethod
-    def of(block: Array) -> Stats:
-        finite = block[np.isfinite(block)]
-        nan = int(np.isnan(block).sum())
-        if not finite.size:
-            return Stats(nan=nan, inf=int(block.size - nan))
-        as64 = finite.astype(np.float64)
-        return Stats(float(finite.min()), float(finite.max()), nan,
-                     int(block.size - finite.size - nan), float(as64.sum()),
-                     float(np.dot(as64, as64)))
+    def of(block: Array, sums: bool = False) -> Stats:
+        """A chunk's Stats; Σv and Σv² (in float64) only when `sums`. All finite, the common
+        case, costs one min and one max; masks only when they say otherwise."""
+        low, high = (block.min(), block.max()) if block.size else (math.inf, -math.inf)
+        total = squares = 0.0
+        if np.isfinite(low) and np.isfinite(high) or not block.size:
+            nan = inf = 0
+            values = block
+        else:
+            mask = np.isfinite(block)
+            values = block[mask]
+            nan = int(np.isnan(block).sum())
+            inf = int(block.size - values.size - nan)
+            low, high = (values.min(), values.max()) if values.size else (math.inf, -math.inf)
+        if sums and values.size:
+            total = float(values.sum(dtype=np.float64))
+            squares = float(np.einsum("i,i->", values.ravel(), values.ravel(),
+                                      dtype=np.float64))
+        return Stats(float(low), float(high), nan, inf, total, squares)
 
     def __add__(self, other: Stats) -> Stats:
         return Stats(min(self.low, other.low), max(self.high, other.high), self.nan + other.nan,
@@ -78,22 +90,22 @@ class Stats:
 
 @dataclass(frozen=True)
 class ChunkedForwardResult:
-    """y's shape, dtype and chunks and the measures of x and y, how long it took, where it
-    ran and the store written."""
+    """y's shape, dtype and chunks and the measures of y, how long it took, where it ran and
+    the store written. x is not measured: that would read it a second time, or keep its
+    chunks until the end."""
 
     problem: Problem
     y_shape: tuple[int, ...]
     y_dtype: str
     y_chunks: int
-    x_stats: Stats
     y_stats: Stats
     seconds: float
     scheduler: str
     written: list[Path]
 
     def nonfinite(self) -> dict[str, tuple[int, int]]:
-        counts = {"x": self.x_stats.nonfinite(), "y": self.y_stats.nonfinite()}
-        return {name: c for name, c in counts.items() if any(c)}
+        counts = self.y_stats.nonfinite()
+        return {"y": counts} if any(counts) else {}
 
 
 @dataclass(frozen=True)
@@ -174,17 +186,13 @@ def run_forward_chunked(spec: ProblemSpec, *, out: Path | None, chunks: Any,
     start = time.perf_counter()
     try:
         target.create(None, y.shape, y.dtype, _block_shape(y))
-        writes = _writes(y, target, None)
-        results = scheduler.compute(writes + _measures(problem.x), progress,
-                                    counted=len(writes))
+        results, _ = _write_in_strips(y, target, None, scheduler, progress)
         target.commit()
     finally:
         target.discard()
     seconds = time.perf_counter() - start
-    return ChunkedForwardResult(problem, tuple(y.shape), str(y.dtype), len(writes),
-                                Stats.sum(results[len(writes):]),
-                                Stats.sum(results[: len(writes)]), seconds, scheduler.name,
-                                [out])
+    return ChunkedForwardResult(problem, tuple(y.shape), str(y.dtype), len(results),
+                                Stats.sum(results), seconds, scheduler.name, [out])
 
 
 def run_backward_chunked(spec: ProblemSpec, *, loss: str = "sum", target: Path | None = None,
@@ -216,9 +224,11 @@ def run_backward_chunked(spec: ProblemSpec, *, loss: str = "sum", target: Path |
     else:
         dy = da.ones(y_shape, dtype=x.dtype, chunks=y.chunks)
         loss_text = "L = Σy, dL/dy = 1"
-    dx, dw, db = lazy.conv2d_backward(dy, x, w, **options)
+    dx = lazy.conv2d_backward(dy, x, w, **options)[0]
     store = stores.target(out, "zarr")
     g = problem.geometry
+    mse = grad_output is None and loss == "mse"
+    parts = _weight_parts(problem, x, dy, mse)
     start = time.perf_counter()
     try:
         store.group({"stride": list(g.stride), "dilation": list(g.dilation),
@@ -228,13 +238,16 @@ def run_backward_chunked(spec: ProblemSpec, *, loss: str = "sum", target: Path |
         y_regular, dx_regular = _regular(y, x), dx.rechunk(x.chunks)
         store.create("y", y_regular.shape, y.dtype, _block_shape(y_regular))
         store.create("grad_input", dx.shape, dx.dtype, _block_shape(dx_regular))
-        writes_y, writes_dx = _writes(y_regular, store, "y"), _writes(dx_regular, store,
-                                                                      "grad_input")
-        mse = [_squared_error(dy)] if grad_output is None and loss == "mse" else []
-        results = scheduler.compute(writes_y + writes_dx + [dw, db] + mse, progress,
-                                    counted=len(writes_y) + len(writes_dx))
-        ny, ndx = len(writes_y), len(writes_dx)
-        grad_weight, grad_bias = results[ny + ndx], results[ny + ndx + 1]
+        count = _Count(progress, int(np.prod(y_regular.numblocks)
+                                     + np.prod(dx_regular.numblocks)))
+        y_stats, sums = _write_in_strips(y_regular, store, "y", scheduler, count, sums=True,
+                                         along=parts)                      # L = Σy, dL/dw
+        dx_stats, _ = _write_in_strips(dx_regular, store, "grad_input", scheduler, count,
+                                       sums=True)                         # ‖dL/dx‖
+        grad_weight = np.sum([part[0] for part in sums], axis=0)
+        grad_bias = np.sum([part[1] for part in sums], axis=0)
+        if spec.flip:                          # the gradient of w, not of the kernel applied
+            grad_weight = np.ascontiguousarray(grad_weight[..., ::-1, ::-1])
         for name, array in (("grad_weight", grad_weight), ("grad_bias", grad_bias),
                             ("weight", w)) + ((("bias", problem.b),) if problem.b is not None
                                               else ()):
@@ -244,13 +257,54 @@ def run_backward_chunked(spec: ProblemSpec, *, loss: str = "sum", target: Path |
     finally:
         store.discard()
     seconds = time.perf_counter() - start
-    y_stats = Stats.sum(results[:ny])
     loss_value: float | None = None
     if grad_output is None:
-        loss_value = y_stats.total if loss == "sum" else 0.5 * float(results[-1])
+        loss_value = (Stats.sum(y_stats).total if loss == "sum"
+                      else 0.5 * float(sum(part[2] for part in sums)))
     return ChunkedBackwardResult(problem, y_shape, grad_weight, grad_bias,
-                                 {"y": y_stats, "grad_input": Stats.sum(results[ny: ny + ndx])},
-                                 loss_value, loss_text, seconds, scheduler.name, ny + ndx, [out])
+                                 {"y": Stats.sum(y_stats), "grad_input": Stats.sum(dx_stats)},
+                                 loss_value, loss_text, seconds, scheduler.name,
+                                 len(y_stats) + len(dx_stats), [out])
+
+
+def _weight_parts(problem: Problem, x: Any, dy: Any, mse: bool
+                  ) -> Callable[[int, int], list[Any]]:
+    """For the output columns [o0, o1): that strip's share of dL/dw (the lazy dL/dw of the
+    columns of x its windows read, with the strip's share of the padding), of dL/db and,
+    for the mse loss, of Σ(y − T)²."""
+    from . import dask as lazy
+
+    g, mode = problem.geometry, problem.spec.padding_mode
+    x_padded = x if mode == "zeros" else lazy.pad(x, g.pad, mode)
+    pad = g.pad if mode == "zeros" else (0, 0, 0, 0)
+    w = problem.w[..., ::-1, ::-1] if problem.spec.flip else problem.w    # the kernel applied
+    stride, span = g.stride[1], g.dilated_kernel_size[1]
+
+    def parts(o0: int, o1: int) -> list[Any]:
+        lo, hi = o0 * stride - pad[2], (o1 - 1) * stride - pad[2] + span
+        a, b = max(0, lo), min(x_padded.shape[3], hi)
+        dy_strip = dy[..., o0:o1]
+        dw: Any = np.zeros(w.shape, dtype=w.dtype)
+        if a < b:                              # else windows wholly in the padding: no share
+            columns = x_padded[..., a:b].rechunk({3: max(x.chunks[3])})
+            dw = lazy.conv2d_weight(columns, w.shape, dy_strip, stride=g.stride,
+                                    padding=(pad[0], pad[1], a - lo, hi - b),
+                                    dilation=g.dilation, groups=problem.groups)
+        found = [dw, dy_strip.sum(axis=(0, 2, 3))]
+        return found + ([_squared_error(dy_strip)] if mse else [])
+
+    return parts
+
+
+class _Count:
+    """One progress count over several strips and arrays."""
+
+    def __init__(self, progress: Progress | None, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, done: int, _: int) -> None:
+        if self.progress is not None:
+            self.progress(self.done + done, self.total)
 
 
 def _check_out(out: Path | None, spec: ProblemSpec, command: str,
@@ -310,29 +364,58 @@ def _regions(chunks: tuple[tuple[int, ...], ...]) -> list[tuple[slice, ...]]:
     return [tuple(region) for region in itertools.product(*axes)]
 
 
-def _writes(array: Any, target: stores.Target, name: str | None) -> list[Any]:
-    """One task per chunk: write it into its region of the store, return its Stats."""
+def strips(array: Any) -> list[tuple[int, int]]:
+    """Column ranges of array (N, C, H, W), each a whole number of its column chunks holding
+    about STRIP_BYTES per row of chunks (at least two chunks wide)."""
+    chunk_bytes = (array.dtype.itemsize * max(array.chunks[0]) * array.shape[1]
+                   * max(array.chunks[2]) * max(array.chunks[3]))
+    width = max(2, STRIP_BYTES // max(1, chunk_bytes))
+    edges = np.cumsum((0,) + array.chunks[3]).tolist()
+    return [(edges[k], edges[min(k + width, len(edges) - 1)])
+            for k in range(0, len(edges) - 1, width)]
+
+
+def _write_in_strips(array: Any, target: stores.Target, name: str | None,
+                     scheduler: Scheduler, progress: Progress | None, sums: bool = False,
+                     along: Callable[[int, int], list[Any]] | None = None
+                     ) -> tuple[list[Stats], list[list[Any]]]:
+    """Write array chunk by chunk, one strip of columns after another: a strip's tasks share
+    the input chunks they read, and only a strip's chunks (and its halo) are in memory at
+    once, whatever the image's width. along(start, stop): more Dask values to compute with
+    each strip (sharing its chunks). Returns each chunk's Stats and each strip's values."""
+    count = progress if isinstance(progress, _Count) else _Count(
+        progress, int(np.prod(array.numblocks)))
+    results: list[Stats] = []
+    values: list[list[Any]] = []
+    for start, stop in strips(array):
+        writes = _writes(array[..., start:stop], target, name, sums, offset=start)
+        more = along(start, stop) if along is not None else []
+        found = scheduler.compute(writes + more, count, counted=len(writes))
+        results.extend(found[: len(writes)])
+        values.append(found[len(writes):])
+        count.done += len(writes)
+    return results, values
+
+
+def _writes(array: Any, target: stores.Target, name: str | None, sums: bool = False,
+            offset: int = 0) -> list[Any]:
+    """One task per chunk: write it into its region of the store (its columns shifted by
+    `offset`), return its Stats (with its sums if `sums`)."""
     import dask
 
     tag = uuid.uuid4().hex[:8]
     blocks = array.to_delayed().ravel()
-    return [dask.delayed(_write_block, pure=False)(block, target, name, region,
+    regions = [region[:-1] + (slice(region[-1].start + offset, region[-1].stop + offset),)
+               for region in _regions(array.chunks)]
+    return [dask.delayed(_write_block, pure=False)(block, target, name, region, sums,
                                                     dask_key_name=f"{WRITE}-{tag}-{k}")
-            for k, (block, region) in enumerate(zip(blocks, _regions(array.chunks),
-                                                    strict=True))]
+            for k, (block, region) in enumerate(zip(blocks, regions, strict=True))]
 
 
 def _write_block(block: Array, target: stores.Target, name: str | None,
-                 region: tuple[slice, ...]) -> Stats:
+                 region: tuple[slice, ...], sums: bool) -> Stats:
     target.write(name, region, block)
-    return Stats.of(block)
-
-
-def _measures(x: Any) -> list[Any]:
-    """One task per chunk of x: its Stats (sharing the chunk with the convolution's tasks)."""
-    import dask
-
-    return [dask.delayed(Stats.of, pure=True)(block) for block in x.to_delayed().ravel()]
+    return Stats.of(block, sums)
 
 
 def _squared_error(dy: Any) -> Any:

@@ -38,7 +38,7 @@ from .validate import as_float, check_conv
 Array = NDArray[Any]
 Chunks = tuple[tuple[int, ...], ...]
 
-__all__ = ["conv2d", "conv2d_backward", "output_chunks"]
+__all__ = ["conv2d", "conv2d_backward", "conv2d_weight", "output_chunks", "pad"]
 
 
 def conv2d(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
@@ -103,6 +103,41 @@ def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, paddin
         grad_weight = grad_weight[..., ::-1, ::-1]
     grad_bias = dy.sum(axis=(0, 2, 3))
     return grad_input, grad_weight, grad_bias
+
+
+def conv2d_weight(x: Any, weight_size: Any, grad_output: Any, *, stride: Any = 1,
+                  padding: Any = 0, dilation: Any = 1, groups: int = 1,
+                  padding_mode: str = "zeros", chunks: Any = None) -> da.Array:
+    """dL/dw alone, lazy, with torch.nn.grad.conv2d_weight's arguments: x (N, C, H, W),
+    weight_size (O, C/groups, KH, KW), grad_output (N, O, OH, OW) -> dL/dw, the tree sum of
+    each tile's X_col_tileᵀ · dY_tile."""
+    w_like = np.zeros(tuple(weight_size), dtype=np.float64)
+    x, w, _, geometry = _prepare(x, w_like, None, stride, padding, dilation, groups, chunks,
+                                 False)
+    grad_output = _as_dask(grad_output, x.dtype, None)
+    expected = (x.shape[0], w.shape[0]) + geometry.output_size
+    if grad_output.shape != expected:
+        raise InputError(f"grad_output must have y's shape {expected}, got "
+                         f"{grad_output.shape}")
+    x, geometry = _padded(x, geometry, padding_mode)
+    rows, cols = _spans(x.chunks, geometry)
+    dy = grad_output.rechunk((x.chunks[0], (w.shape[0],), tuple(r.out_stop - r.out_start
+                              for r in rows), tuple(c.out_stop - c.out_start for c in cols)))
+    return _grad_weight(dy, x, w.astype(x.dtype), geometry, groups, rows, cols)
+
+
+def pad(x: Any, padding: tuple[int, int, int, int], mode: str) -> da.Array:
+    """x (N, C, H, W) padded lazily by (top, bottom, left, right) in a border mode of
+    borders.py: each border row and column taken from the one it copies (zeros: zeros)."""
+    x = x if isinstance(x, da.Array) else da.from_array(np.asarray(x))
+    if mode == "zeros":
+        top, bottom, left, right = padding
+        return da.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    size = (x.shape[2], x.shape[3])
+    borders.check_mode(mode, size, padding)
+    top, bottom, left, right = (int(v) for v in padding)
+    geometry = Geometry(size, (1, 1), (1, 1), (1, 1), (top, bottom, left, right), size)
+    return _padded(x, geometry, mode)[0]
 
 
 def output_chunks(x_chunks: Chunks, w_shape: tuple[int, ...], *, stride: Any = 1,

@@ -84,17 +84,16 @@ def run_fact(x: Any, scheduler: str, written_chunks: int) -> Fact:
 def forward_facts(result: ChunkedForwardResult) -> list[Fact]:
     """input, kernel, geometry, output, chunks, time, written: forward's facts."""
     problem = result.problem
-    x_range, y_range = result.x_stats.range(), result.y_stats.range()
+    y_range = result.y_stats.range()
     shape = "×".join(map(str, result.y_shape))
     return [
-        summary.input_fact(problem.image, range=x_range),
+        summary.input_fact(problem.image),
         summary.kernel_fact(problem.w, problem.kernel_source, problem.groups, problem.x.shape[1]),
         summary.geometry_fact(problem.geometry, problem.groups, problem.spec.padding_text(),
                               problem.spec.padding_mode, problem.spec.flip),
         Fact("output", {"shape": list(result.y_shape), "dtype": result.y_dtype,
                         "range": y_range},
-             (("output", (f"{shape} {result.y_dtype}  range {summary.range_text(y_range)}  "
-                         f"(input range {summary.range_text(x_range)})")),)),
+             (("output", f"{shape} {result.y_dtype}  range {summary.range_text(y_range)}"),)),
         run_fact(problem.x, result.scheduler, result.y_chunks),
         summary.nonfinite_fact(result.nonfinite()),
         summary.time_fact(result.seconds),
