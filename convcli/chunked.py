@@ -258,11 +258,14 @@ def run_backward_chunked(spec: ProblemSpec, *, loss: str = "sum", target: Path |
         store.discard()
     seconds = time.perf_counter() - start
     loss_value: float | None = None
-    if grad_output is None:
-        loss_value = (Stats.sum(y_stats).total if loss == "sum"
+    measured = Stats.sum(y_stats)
+    if grad_output is None and any(measured.nonfinite()):
+        loss_value = math.nan                     # as Σy is when y holds a NaN or an inf
+    elif grad_output is None:
+        loss_value = (measured.total if loss == "sum"
                       else 0.5 * float(sum(part[2] for part in sums)))
     return ChunkedBackwardResult(problem, y_shape, grad_weight, grad_bias,
-                                 {"y": Stats.sum(y_stats), "grad_input": Stats.sum(dx_stats)},
+                                 {"y": measured, "grad_input": Stats.sum(dx_stats)},
                                  loss_value, loss_text, seconds, scheduler.name,
                                  len(y_stats) + len(dx_stats), [out])
 
@@ -317,6 +320,9 @@ def _check_out(out: Path | None, spec: ProblemSpec, command: str,
     store, _ = stores.split(spec.image)
     if out is None:
         out = store.with_name(f"{store.stem}.{command}.zarr")
+    if destination(out)[0] != "file":
+        raise InputError(f"a chunked {command} writes its output chunk by chunk into a file "
+                         f"or a Zarr store, not to a stream like {out}: give --out NAME.zarr")
     kind = {".zarr": "zarr", ".npy": "npy"}.get(out.suffix.lower())
     if kind not in kinds:
         names = " or ".join(f"NAME.{k}" for k in kinds)

@@ -301,3 +301,43 @@ def test_brackets_in_an_error_survive(tmp_path):
     """Rich markup must not eat [dask] or [1] out of a message."""
     line = error_line(run("forward", tmp_path / "scan[1].zarr", "box3", expect=2))
     assert "scan[1].zarr" in line
+
+
+def test_progress_counts_every_chunk_written(tmp_path, image, monkeypatch):
+    import convcli.chunked
+    from convcli.chunked import run_backward_chunked, run_forward_chunked
+    from convcli.problem import ProblemSpec
+    from convcli.schedulers import connect
+
+    monkeypatch.setattr(convcli.chunked, "STRIP_BYTES", 1)          # several strips
+    path, _ = image
+    calls = []
+    spec = ProblemSpec(path, "box3")
+    result = run_forward_chunked(spec, out=tmp_path / "y.zarr", chunks=None,
+                                 scheduler=connect("threads"), progress=lambda *a: calls.append(a))
+    assert result.y_chunks == 16 and calls[-1] == (16, 16)
+    assert [done for done, _ in calls] == list(range(1, 17))
+    calls.clear()
+    run_backward_chunked(spec, out=tmp_path / "g.zarr", scheduler=connect("synchronous"),
+                         progress=lambda *a: calls.append(a))
+    assert calls[-1] == (32, 32) and len(calls) == 32             # y's chunks, then dL/dx's
+
+
+def test_non_finite_data_is_counted_and_makes_the_loss_nan(tmp_path):
+    x = np.ones((40, 30))
+    x[5, 5], x[20, 20] = np.nan, np.inf
+    store = zarr.create_array(store=str(tmp_path / "x.zarr"), shape=x.shape, chunks=(16, 16),
+                              dtype="f8")
+    store[:] = x
+    facts = json.loads(run("forward", tmp_path / "x.zarr", "box3", "--out",
+                           tmp_path / "y.zarr", "--json").stdout)
+    assert facts["nonfinite"] == {"y": {"nan": 9, "inf": 9}}        # each spreads to 3×3
+    facts = json.loads(run("backward", tmp_path / "x.zarr", "box3", "--out",
+                           tmp_path / "g.zarr", "--json").stdout)
+    assert facts["L"] == "nan" and facts["nonfinite"]["y"] == {"nan": 9, "inf": 9}
+
+
+def test_a_stream_is_not_a_chunked_output(image):
+    path, _ = image
+    line = error_line(run("forward", path, "box3", "--out", "/dev/null", expect=2))
+    assert "not to a stream like /dev/null" in line
