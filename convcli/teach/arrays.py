@@ -55,12 +55,19 @@ def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
     grad_x_padded[:, :, :used_h, :used_w] = conv2d(grad_dilated, w_flipped, padding=full,
                                                    dilation=dilation, groups=groups)
     grad_cols = grad_rows @ w_matrix.T
+    # the same, as the textbook's true convolution dL/dy * w, written out with no flip
+    grad_true_padded = np.zeros((n, channels) + geometry.padded_size)
+    grad_true_padded[:, :, :used_h, :used_w] = true_convolution_full(grad_dilated, w, geometry,
+                                                                     groups)
     if padding_mode == "zeros":
         grad_x_flipped = grad_x_padded[:, :, top : top + height, left : left + width]
+        grad_x_true = grad_true_padded[:, :, top : top + height, left : left + width]
         grad_x_col2im = col2im(grad_cols, x.shape, kernel_size, **options)
     else:       # the border's gradient folds back onto the pixels it copied
         grad_x_flipped = borders.fold(grad_x_padded.copy(), geometry.pad, padding_mode,
                                       (height, width))
+        grad_x_true = borders.fold(grad_true_padded, geometry.pad, padding_mode,
+                                   (height, width))
         grad_x_col2im = borders.fold(col2im(grad_cols, x_padded.shape, kernel_size,
                                             stride=stride, dilation=dilation),
                                      geometry.pad, padding_mode, (height, width))
@@ -69,6 +76,7 @@ def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
         "x": x, "padding": np.array(geometry.pad), "x_padded": x_padded, "w": w,
         "w_flipped": w_flipped, "X_col": x_col, "W": w_matrix, "y": y,
         "y_sliding": slide(x_padded, w, geometry, groups), "y_matmul": y_matmul,
+        "y_true_convolution": true_convolution(x_padded, w, geometry, groups),
         "dL/dy": grad_output, "dL/dw": grad_w, "dL/dw_matmul": grad_w_matmul,
         "p": np.array(x[0, c, i, j]), "dy/dp": dy_dp, "dy/dp_flipped": dy_dp_flipped,
         "footprint": x[0, c, i, j] * dy_dp,
@@ -76,7 +84,7 @@ def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
         "dL/dy_dilated": grad_dilated, "dL/dy_padded": np.pad(grad_dilated, ((0, 0), (0, 0),
                                                                full[:2], full[2:])),
         "dL/dx_padded": grad_x_padded, "dL/dx_flipped": grad_x_flipped,
-        "dL/dx_col2im": grad_x_col2im, "dL/dx": grad_x,
+        "dL/dx_col2im": grad_x_col2im, "dL/dx": grad_x, "dL/dx_true_convolution": grad_x_true,
     }
 
 
@@ -97,6 +105,31 @@ def slide(x_padded, w, geometry, groups) -> np.ndarray:
                     g * group_channels, (g + 1) * group_channels)
                 y[0, outs] += np.einsum("oc,chw->ohw", w[outs, :, row, col], seen[ins])
     return y
+
+
+def true_convolution(x_padded, w, geometry, groups) -> np.ndarray:
+    """The textbook convolution x * w over the windows of y, written out: tap (r, q) meets the
+    pixel (KH−1−r, KW−1−q) of each window (the kernel turned 180° by the definition). Not y
+    unless w is the same turned 180°. (1, C, Hp, Wp) -> (1, O, OH, OW)."""
+    return slide(x_padded, w[..., ::-1, ::-1], geometry, groups)
+
+
+def true_convolution_full(grad_dilated, w, geometry, groups) -> np.ndarray:
+    """dL/dy * w, the full textbook convolution, written as the sum over taps k of w[k] times
+    dL/dy shifted by k (z[i] = Σ_k w[k] · g[i − k·d]): no kernel is flipped by hand, no core
+    routine used. (1, O, OHd, OWd) -> (1, C, OHd + (KH−1)·dh, OWd + (KW−1)·dw)."""
+    out_channels, group_channels, kh, kw = w.shape
+    (dh, dw), group_out = geometry.dilation, out_channels // groups
+    _, _, rows, cols = grad_dilated.shape
+    z = np.zeros((1, group_channels * groups, rows + (kh - 1) * dh, cols + (kw - 1) * dw))
+    for r in range(kh):
+        for q in range(kw):
+            for g in range(groups):
+                outs = slice(g * group_out, (g + 1) * group_out)
+                ins = slice(g * group_channels, (g + 1) * group_channels)
+                z[0, ins, r * dh : r * dh + rows, q * dw : q * dw + cols] += np.einsum(
+                    "oc,ohw->chw", w[outs, :, r, q], grad_dilated[0, outs])
+    return z
 
 
 def weight_matrix(w, groups) -> np.ndarray:

@@ -4,6 +4,7 @@ steps and the Walkthrough that holds them. Nothing here computes a convolution o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -11,15 +12,20 @@ from ..geometry import Geometry
 
 MAX_CHANNEL_GRIDS = 4                                  # channels drawn per array; --json has all
 
-# (step index, claim, computed, expected): each claim compares two arrays of ``arrays``.
-CLAIMS = (
+# (step index, claim, computed, expected[, "differ"]): each claim compares two arrays of
+# ``arrays``; "differ" claims that they are not equal.
+CLAIMS: tuple[tuple[Any, ...], ...] = (
     (0, "sliding the window by hand gives conv2d's y", "y_sliding", "y"),
+    (0, ("the textbook convolution x * w (which turns w 180°) is not y: deep learning's "
+         "\"convolution\" is a cross-correlation"), "y_true_convolution", "y", "differ"),
     (1, "X_col · W, reshaped, is step 1's y", "y_matmul", "y"),
     (2, "X_colᵀ · dL/dy is conv2d_backward's dL/dw", "dL/dw_matmul", "dL/dw"),
     (3, "∂y/∂p is the flipped kernel, placed at p", "dy/dp", "dy/dp_flipped"),
     (3, "Σ dL/dy · ∂y/∂p is conv2d_backward's dL/dx at p", "dL/dp", "dL/dx[p]"),
     (4, "dL/dy ⋆ w_flipped (full) is col2im(dL/dy · Wᵀ)", "dL/dx_flipped", "dL/dx_col2im"),
     (4, "dL/dy ⋆ w_flipped (full) is conv2d_backward's dL/dx", "dL/dx_flipped", "dL/dx"),
+    (4, "dL/dy * w, a true convolution written tap by tap (no flip by hand), is dL/dx",
+     "dL/dx_true_convolution", "dL/dx"),
 )
 
 
@@ -47,21 +53,37 @@ class Grid:
 
 @dataclass
 class Check:
-    """One claim: max |computed - expected| within tolerance gives ✓, anything else ✗."""
+    """One claim: max |computed - expected| within tolerance gives ✓, anything else ✗ (for a
+    `differ` claim, the other way round). A claim that does not apply to this configuration
+    (why says so) is drawn – and neither passes nor fails."""
 
     claim: str
     computed: str
     expected: str
     max_abs_diff: float
     tolerance: float
+    differ: bool = False
+    applicable: bool = True
+    why: str = ""
+
+    @property
+    def holds(self) -> bool:
+        """The claim is true of the numbers."""
+        if not np.isfinite(self.max_abs_diff):
+            return False
+        return (self.max_abs_diff > self.tolerance) == self.differ
 
     @property
     def ok(self) -> bool:
-        return bool(np.isfinite(self.max_abs_diff) and self.max_abs_diff <= self.tolerance)
+        """Not a failure: the claim holds, or does not apply."""
+        return self.holds or not self.applicable
 
     @property
     def mark(self) -> str:
-        return "✓" if self.ok else "✗"
+        return "–" if not self.applicable else "✓" if self.holds else "✗"
+
+    def not_applicable(self, why: str) -> None:
+        self.applicable, self.why = False, why
 
 
 @dataclass
@@ -93,7 +115,8 @@ class Walkthrough:
             "pixel": list(self.pixel),
             "arrays": {name: np.asarray(a).tolist() for name, a in self.arrays.items()},
             "checks": [{"claim": c.claim, "computed": c.computed, "expected": c.expected,
-                        "max_abs_diff": c.max_abs_diff, "tolerance": c.tolerance, "ok": c.ok}
+                        "max_abs_diff": c.max_abs_diff, "tolerance": c.tolerance, "ok": c.ok,
+                        "differ": c.differ, "applicable": c.applicable, "why": c.why}
                        for c in self.checks],
             "steps": [{"title": s.title, "text": s.paragraphs} for s in self.steps],
         }
@@ -102,10 +125,12 @@ class Walkthrough:
 def verify(arrays: dict[str, np.ndarray]) -> list[Check]:
     """One Check per CLAIMS entry: tolerance 1e-9 · (1 + max |expected|), for float64."""
     checks = []
-    for _, claim, computed, expected in CLAIMS:
-        a, b = np.asarray(arrays[computed], float), np.asarray(arrays[expected], float)
+    for _, claim, computed, expected, *kind in CLAIMS:
+        a = np.asarray(arrays[str(computed)], float)
+        b = np.asarray(arrays[str(expected)], float)
         diff = float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
         scale = float(np.max(np.abs(b))) if b.size else 0.0
-        checks.append(Check(claim, computed, expected, diff, 1e-9 * (1.0 + scale)))
+        checks.append(Check(str(claim), str(computed), str(expected), diff,
+                            1e-9 * (1.0 + scale), differ=kind == ["differ"]))
     return checks
 

@@ -52,19 +52,30 @@ def step_panel(step: Step, width: int) -> Panel:
         parts.append(Text())
         parts += [check_line(c) for c in step.checks]
         if len(step.checks) > 2:
-            passed = sum(c.ok for c in step.checks)
-            parts.append(Text(f"{passed} of {len(step.checks)} checks pass", style="bold"))
+            parts.append(Text(count_text(step.checks), style="bold"))
     return Panel(Group(*parts), title=Text(step.title, style="bold"), title_align="left",
                  width=width, padding=(0, 1))
 
 
+def count_text(checks: list[Check]) -> str:
+    """"9 of 9 checks pass", and how many do not apply."""
+    applicable = [c for c in checks if c.applicable]
+    skipped = len(checks) - len(applicable)
+    return (f"{sum(c.holds for c in applicable)} of {len(applicable)} checks pass"
+            + (f" ({skipped} not applicable)" if skipped else ""))
+
+
 def check_line(check: Check) -> Text:
-    """✓ or ✗, the claim and its max abs difference."""
+    """✓, ✗ or – (not applicable), the claim and its max abs difference (or why not)."""
     line = Text()
-    line.append(f"{check.mark} ", style="bold green" if check.ok else "bold red")
+    style = "bold" if not check.applicable else "bold green" if check.holds else "bold red"
+    line.append(f"{check.mark} ", style=style)
     line.append(check.claim)
     diff = check.max_abs_diff
-    line.append(f"  (max |diff| {'0' if diff == 0 else f'{diff:.1e}'})", style="dim")
+    if not check.applicable:
+        line.append(f"  (not applicable: {check.why})", style="dim")
+    else:
+        line.append(f"  (max |diff| {'0' if diff == 0 else f'{diff:.1e}'})", style="dim")
     return line
 
 

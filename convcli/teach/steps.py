@@ -86,8 +86,12 @@ def setup_step(s: Scene) -> Step:
     first[:, 0, 0] = True
     window = np.zeros(g.padded_size, bool)
     window[0 : (kh - 1) * dh + 1 : dh, 0 : (kw - 1) * dw + 1 : dw] = True
-    terms = [f"{fmt(a['x_padded'][0, ch, r * dh, q * dw], True)}·{names[r * kw + q]}"
+    # with several input channels each weight is named by its channel too: 0:a is not 1:a
+    terms = [f"{fmt(a['x_padded'][0, ch, r * dh, q * dw], True)}·"
+             + (f"{ch}:" if group_channels > 1 else "") + names[r * kw + q]
              for ch in range(group_channels) for r in range(kh) for q in range(kw)]
+    first_y = "y[o=0](0,0)" if out_channels > 1 else "y(0,0)"
+    symmetric = np.array_equal(a["w"], a["w"][..., ::-1, ::-1])
     where = " at the top and left" if (bottom, right) == (0, 0) and top + left else ""
     text = [
         f"x is {height}×{width}" + (f" with {channels} channels" if channels > 1 else "")
@@ -97,9 +101,14 @@ def setup_step(s: Scene) -> Step:
         + f". {_kernel_text(s)}.",
         "Deep learning's \"convolution\" is a cross-correlation: slide w over the padded x "
         "without flipping it; at each stop multiply the overlapping numbers and add them up. "
-        f"The first window, in [brackets]: y(0,0) = {sum_text(terms)} = "
+        f"The first window, in [brackets]: {first_y} = {sum_text(terms)} = "
         f"{fmt(a['y'][0, 0, 0, 0])}"
-        + (" (summed over the input channels)" if group_channels > 1 else "") + ".",
+        + (" (summed over the input channels; k:a is weight a of input channel k)"
+           if group_channels > 1 else "") + ".",
+        ("The textbook convolution x * w turns w 180° first; "
+         + ("this w is the same turned 180°, so here the two agree." if symmetric else
+            "with this w it gives another y (checked below), which is why the order of the "
+            "weights matters when you copy a kernel from one convention to the other.")),
         geometry_text(g, (height, width)),
     ]
     grids = channel_grids("x", a["x_padded"][0], dim=s.pad_mask, mark=window, focus=(0, 0),
@@ -115,8 +124,19 @@ def _kernel_text(s: Scene) -> str:
         rows = matrix_text([s.names[r * kw : (r + 1) * kw] for r in range(kh)])
         values = matrix_text([[fmt(v) for v in row] for row in s.a["w"][0, 0]])
         return f"w is the {kh}×{kw} kernel {rows} = {values}"
-    return (f"w is {out_channels}×{group_channels}×{kh}×{kw} (O, C/groups, KH, KW): "
-            f"{out_channels} output channel(s), each a {kh}×{kw} kernel per input channel")
+    shape = f"w is {out_channels}×{group_channels}×{kh}×{kw} (O, C/groups, KH, KW)"
+    channels = s.a["x"].shape[1]
+    if s.groups == 1:
+        return (f"{shape}: {out_channels} output channel(s), each with a {kh}×{kw} kernel for "
+                f"every one of the {channels} input channel(s)")
+    if group_channels == 1:
+        per = out_channels // channels
+        own = (f"its own {kh}×{kw} kernel and output channel" if per == 1 else
+               f"its own {per} {kh}×{kw} kernels and output channels")
+        return (f"{shape}, depthwise (groups = C = {channels}): each input channel has {own}, "
+                "and no output mixes channels")
+    return (f"{shape}, groups = {s.groups}: each output channel has a {kh}×{kw} kernel for "
+            f"each of the {group_channels} input channels of its group only")
 
 
 def im2col_step(s: Scene) -> Step:
@@ -219,18 +239,23 @@ def pixel_step(s: Scene) -> Step:
                                  for r in range(kh)])
     in_order = ", ".join(dict.fromkeys(labels[o, oi, oj]
                                        for o, oi, oj, *_ in touched[:MAX_LISTED]))
+    if not touched:
+        return _skipped_pixel_step(s, where, p, c)
+    swap = ("w_flipped[c, o] = w[o, c] rotated 180°" if s.groups == 1 else
+            "w_flipped[c, j] = w[o, c mod C/groups] rotated 180°, o the j-th output channel of "
+            "p's group")
     text = [
         f"Pick one input pixel p = {where} = {fmt(p)}. Going forward it sits in "
         + (f"{len(touched)} windows and meets a different weight in each: " if len(touched) > 1
-           else f"{len(touched)} window(s): ") + list_text(lines, sep="; ") + ".",
+           else "1 window: ") + list_text(lines, sep="; ") + ".",
         f"In output order these are {in_order}{', …' if len(touched) > MAX_LISTED else ''}: "
         f"p times {flipped_names}, the flipped kernel"
         + (" (only the taps that land on p: at stride > 1 the windows skip pixels)"
            if g.stride != (1, 1) else "")
         + (f"; with --border {s.padding_mode} p's copies in the border are multiplied too"
            if len(copies) > 1 else "")
-        + (", across every output channel of p's group: w_flipped[c, o] = w[o, c] rotated "
-           "180°" if out_channels > 1 else "") + ".",
+        + (f", across every output channel of p's group: {swap}" if out_channels > 1 else "")
+        + ".",
         (f"So by the chain rule dL/dp = Σ dL/dy · (what p was multiplied by) = "
         f"{sum_text(chain)} = {fmt(a['dL/dp'])}, which is dL/dx at p."),
     ]
@@ -243,6 +268,30 @@ def pixel_step(s: Scene) -> Step:
                            only=touched_outs)
     grids += channel_grids("dL/dy", a["dL/dy"][0], mark=mark, focus=focus, prefix="o",
                            only=touched_outs)
+    return Step("4. dL/dx for one pixel: p times the flipped kernel", text, grids)
+
+
+def _skipped_pixel_step(s: Scene, where: str, p: float, c: int) -> Step:
+    """Step 4 for a pixel no window's tap lands on: nothing depends on it, dL/dp = 0."""
+    g = s.geometry
+    top, _, left, _ = g.pad
+    causes = [name for name, value in (("the stride", g.stride), ("the dilation", g.dilation))
+              if value != (1, 1)]
+    skip = "skip" if len(causes) > 1 else "skips"
+    text = [
+        (f"Pick one input pixel p = {where} = {fmt(p)}. No window's tap lands on it: "
+         f"{' and '.join(causes) or 'the geometry'} {skip} it, so no output depends on p."),
+        ("By the chain rule dL/dp = Σ dL/dy · (what p was multiplied by), a sum with no terms: "
+         f"dL/dp = 0, which is dL/dx at p ({fmt(s.a['dL/dx'][0, c, *s.pixel[1:]])}). Step 4's "
+         "two checks do not apply: there is no product to check. Pick another pixel with "
+         "--pixel to see the flipped kernel appear."),
+    ]
+    p_mark = np.zeros(g.padded_size, bool)
+    p_mark[s.pixel[1] + top, s.pixel[2] + left] = True
+    grids = channel_grids("x, with p", s.a["x_padded"][0], dim=s.pad_mask, mark=p_mark,
+                          focus=(s.pixel[1] + top, s.pixel[2] + left),
+                          only=[c] if s.a["x"].shape[1] > 1 else None,
+                          symbol=s.pad_symbol, note=s.copy_note)
     return Step("4. dL/dx for one pixel: p times the flipped kernel", text, grids)
 
 
@@ -275,9 +324,16 @@ def input_step(s: Scene) -> Step:
         text.insert(1, (
             f"With channels the flip also swaps them: w is (O, C/groups, KH, KW) = "
             f"{a['w'].shape} and w_flipped is (C, O/groups, KH, KW) = {a['w_flipped'].shape}, "
-            "w_flipped[c, o] = w[o, c] rotated 180°: the backward convolution maps the "
-            "gradient's output channels back to the input channels"
-            + (" (within each group)" if s.groups > 1 else "") + "."))
+            + ("w_flipped[c, o] = w[o, c] rotated 180°" if s.groups == 1 else
+               "within each group, w_flipped[c, j] = w[o, c mod C/groups] rotated 180° for "
+               "the j-th output channel o of c's group")
+            + ": the backward convolution maps the gradient's output channels back to the "
+            "input channels."))
+    text.append("Sliding the flipped kernel is exactly what the textbook calls a convolution "
+                "with w itself, which turns the kernel as part of its definition: dL/dx = "
+                "dL/dy * w, a true (full) convolution. So backward is a convolution in the "
+                "strict sense, forward is not: the last check writes dL/dy * w out tap by tap, "
+                "with no flip, and gets dL/dx.")
     return Step("5. dL/dx for all pixels: a full convolution with the flipped kernel",
                 text, _input_grids(s))
 
@@ -318,10 +374,12 @@ def _input_grids(s: Scene) -> list[Grid]:
 def conclusion_step(s: Scene) -> Step:
     """6. Forward is a convolution; backward is a convolution with the flipped kernel."""
     return Step("6. Conclusion", [
-        ("Forward is a convolution: y = x ⋆ w, or with im2col one matrix product "
-        "Y = X_col · W. The weight gradient is the xᵀ product: dL/dw = X_colᵀ · dL/dy."),
+        ("Forward is deep learning's convolution, a cross-correlation: y = x ⋆ w, or with "
+        "im2col one matrix product Y = X_col · W. The weight gradient is the xᵀ product: dL/dw = X_colᵀ · dL/dy."),
         "Backward is also a convolution, with the flipped kernel: dL/dx = dL/dy ⋆ w_flipped, "
         "a full convolution" + (", after dilating dL/dy by the stride"
                                 if s.geometry.stride != (1, 1) else "")
-        + ". Every equality above, checked:",
+        + ". Correlating with the flipped kernel is a true convolution with w, dL/dy * w: "
+        "the backward pass is a convolution even in the textbook's sense. Every claim above, "
+        "checked:",
     ])

@@ -33,7 +33,8 @@ def geometry_text(geometry, input_size) -> str:
         parts.append(f"dilation {dh},{dw}: the taps are spread out to cover {span_h}×{span_w}")
     size = ("the same size as x" if (oh, ow) == tuple(input_size) else f"{oh}×{ow}")
     sentence = "; ".join(parts + [f"y is {size}"])
-    return sentence[0].upper() + sentence[1:] + "."
+    # capitalise "Stride"/"Dilation", never y (Y is another thing: the im2col matrix)
+    return (sentence[0].upper() + sentence[1:] if parts else sentence) + "."
 
 
 

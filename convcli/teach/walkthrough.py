@@ -9,9 +9,9 @@ import numpy as np
 from .. import borders
 from ..conv import conv2d
 from ..errors import InputError
-from ..geometry import pair, resolve
-from .arrays import compute
-from .model import CLAIMS, Walkthrough, verify
+from ..geometry import Geometry, pair, resolve
+from .arrays import compute, copies_of, flipped_footprint
+from .model import CLAIMS, Check, Walkthrough, verify
 from .steps import steps
 
 ARTICLE_KERNEL = np.array([[1.0, 2.0], [3.0, 4.0]])   # [[a, b], [c, d]]
@@ -55,11 +55,27 @@ def walkthrough(x: Any = None, w: Any = None, *, stride: Any = 1, padding: Any =
     p = _pixel(pixel, x.shape)
     arrays = compute(x, w, grad_output, geometry, groups, p, padding_mode)
     checks = verify(arrays)
+    _not_applicable(checks, arrays, geometry, groups, p, padding_mode)
     walk_steps = steps(arrays, geometry, groups, p, padding_mode)
     for (index, *_), check in zip(CLAIMS, checks):
         walk_steps[index].checks.append(check)
     walk_steps[-1].checks = list(checks)
     return Walkthrough(walk_steps, arrays, p, groups, geometry, checks, padding_mode)
+
+
+def _not_applicable(checks: list[Check], arrays: dict[str, np.ndarray], geometry: Geometry,
+                    groups: int, pixel: tuple[int, int, int], padding_mode: str) -> None:
+    """Mark the claims that say nothing here: step 4's when no window's tap lands on p (the
+    stride or the dilation skips it: both sides are 0), the contrast of step 1 when w is the
+    same turned 180° (then x * w is y)."""
+    w = arrays["w"]
+    reached = any(True for at in copies_of(pixel, geometry, padding_mode)
+                  for _ in flipped_footprint(pixel, w.shape, geometry, groups, at))
+    for (index, _, computed, *_), check in zip(CLAIMS, checks, strict=True):
+        if index == 3 and not reached:
+            check.not_applicable("no window's tap lands on p, so both sides are 0")
+        if computed == "y_true_convolution" and np.array_equal(w, w[..., ::-1, ::-1]):
+            check.not_applicable("w is the same turned 180°, so here x * w is y")
 
 
 def _pixel(pixel: Any, x_shape: tuple[int, ...]) -> tuple[int, int, int]:

@@ -128,7 +128,7 @@ def test_article_default_says_p_times_the_flipped_kernel():
     text = prose(text_of(walkthrough()))
     assert "p·d, p·c, p·b, p·a: p times [[d, c], [b, a]], the flipped kernel" in text
     assert "padding (top, bottom, left, right) = (1, 0, 1, 0)" in text
-    assert "7 of 7 checks pass" in text and "✗" not in text
+    assert "9 of 9 checks pass" in text and "✗" not in text
 
 
 @pytest.mark.parametrize("index", range(len(CLAIMS)), ids=[c[2] for c in CLAIMS])
@@ -138,10 +138,15 @@ def test_every_check_turns_false_on_a_wrong_value(index, side):
     arrays = dict(walk.arrays)
     name = CLAIMS[index][side]
     wrong = np.array(arrays[name], dtype=float)
-    wrong.flat[np.argmax(np.abs(wrong))] += 1e-6               # a small error still shows
+    if CLAIMS[index][4:] == ("differ",):       # a contrast fails when the two sides agree
+        wrong = np.array(arrays[CLAIMS[index][5 - side]], dtype=float)
+    else:
+        wrong.flat[np.argmax(np.abs(wrong))] += 1e-6           # a small error still shows
     arrays[name] = wrong
     checks = verify(arrays)
-    assert not checks[index].ok and checks[index].max_abs_diff == pytest.approx(1e-6)
+    assert not checks[index].ok
+    if CLAIMS[index][4:] != ("differ",):
+        assert checks[index].max_abs_diff == pytest.approx(1e-6)
     for claim, check in zip(CLAIMS, checks):
         assert check.ok or name in claim[2:]                   # only the checks that use it
     walk.steps[-1].checks = checks
@@ -160,12 +165,12 @@ def test_a_failed_check_is_shown_and_exits_1(monkeypatch):
     monkeypatch.setattr(explain_arrays, "flip_kernel", lambda w, groups=1: flip_kernel(w, groups)[
         ..., ::-1, ::-1].copy())
     output = run(expect=1).stdout
-    assert "✗ ∂y/∂p is the flipped kernel" in output and "4 of 7 checks pass" in output
+    assert "✗ ∂y/∂p is the flipped kernel" in output and "6 of 9 checks pass" in output
 
 
 def test_stride_2_walkthrough_dilates_dy_and_passes():
     output = prose(run("--stride", 2, "--pixel", "1,1").stdout)
-    assert "7 of 7 checks pass" in output and "✗" not in output
+    assert "9 of 9 checks pass" in output and "✗" not in output
     assert "dilate dL/dy" in output and "dL/dy, dilated and padded" in output
     walk = walkthrough(stride=2)
     assert walk.arrays["dL/dy_dilated"].shape == (1, 1, 3, 3)   # 2×2 with a zero between
@@ -176,7 +181,7 @@ def test_stride_2_walkthrough_dilates_dy_and_passes():
 def test_three_channel_walkthrough_swaps_channels_and_passes(three_channels):
     image, kernel = three_channels
     output = prose(run("--image", image, "--kernel", kernel, "--pixel", "2,4,5").stdout)
-    assert "7 of 7 checks pass" in output and "✗" not in output
+    assert "9 of 9 checks pass" in output and "✗" not in output
     assert "the flip also swaps them" in output and "(3, 2, 2, 2)" in output
 
 
@@ -224,7 +229,7 @@ def test_exports(suffix, tmp_path):
     elif suffix == "html":
         assert document.lstrip().lower().startswith("<!doctype html") and "</html>" in document
     else:
-        assert "\x1b" not in document and "7 of 7 checks pass" in document
+        assert "\x1b" not in document and "9 of 9 checks pass" in document
 
 
 def test_export_with_json_still_writes_the_walkthrough(tmp_path):
@@ -249,7 +254,7 @@ def test_step_pauses_only_on_a_terminal():
     pauses = []
     render(walkthrough(), Console(file=io.StringIO()), pause=lambda: pauses.append(1))
     assert len(pauses) == 5                                       # after every step but the last
-    assert "7 of 7" in run("--step").stdout                       # piped: no pause, no input
+    assert "9 of 9" in run("--step").stdout                       # piped: no pause, no input
 
 
 @pytest.mark.parametrize("args, message", [

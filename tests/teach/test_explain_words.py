@@ -1,0 +1,139 @@
+"""explain's words (issue 15): the sentences a teacher found wrong cannot come back, and the
+checks that do not reuse the code they verify (a true convolution written out tap by tap)."""
+
+import io
+import json
+import re
+
+import numpy as np
+from rich.console import Console
+from typer.testing import CliRunner
+
+from convcli import conv2d, conv2d_backward
+from convcli.cli import app
+from convcli.teach import arrays as explain_arrays
+from convcli.teach import walkthrough
+from convcli.teach.render_rich import render
+
+
+def run(*args, expect=0):
+    result = CliRunner().invoke(app, ["explain", *map(str, args)])
+    assert result.exit_code == expect, result.output
+    return result
+
+
+def text(walk) -> str:
+    console = Console(width=200, record=True, file=io.StringIO(), color_system=None)
+    render(walk, console)
+    return re.sub(r"[│\s]+", " ", console.export_text())
+
+
+def test_a_pixel_no_window_reaches_says_so():
+    """--stride 2 --pixel 3,3: the last row and column are never read."""
+    walk = walkthrough(stride=2, pixel=(3, 3))
+    words = text(walk)
+    assert "No window's tap lands on it: the stride skips it" in words
+    assert "dL/dp = 0, which is dL/dx at p (0)" in words
+    for wrong in ("0 window(s)", "these are :", "= 0 = 0"):
+        assert wrong not in words
+    assert words.count("– ") >= 2 and "not applicable: no window's tap lands on p" in words
+    assert "7 of 7 checks pass (2 not applicable)" in words
+    step4 = [c for c in walk.steps[3].checks]
+    assert [c.applicable for c in step4] == [False, False] and all(c.ok for c in step4)
+    data = json.loads(run("--stride", 2, "--pixel", "3,3", "--json").stdout)
+    assert [c["applicable"] for c in data["checks"]].count(False) == 2
+
+
+def test_a_pixel_the_dilation_skips():
+    x = np.arange(25.0).reshape(5, 5) + 1
+    walk = walkthrough(x, np.ones((3, 3)), dilation=2, padding=0, pixel=(0, 1))
+    assert "the dilation skips it" in " ".join(walk.steps[3].paragraphs)
+    assert walk.arrays["dL/dx"][0, 0, 0, 1] == 0 and all(c.ok for c in walk.checks)
+
+
+def test_a_reached_pixel_keeps_its_checks():
+    walk = walkthrough(stride=2, pixel=(1, 1))
+    assert all(c.applicable for c in walk.checks)
+    assert "1 window: " in walk.steps[3].paragraphs[0] or "windows and meets" in \
+        walk.steps[3].paragraphs[0]
+
+
+def test_y_is_not_capitalised_into_Y():
+    walk = walkthrough()
+    words = " ".join(walk.steps[0].paragraphs)
+    assert "y is the same size as x." in words and "Y is the same size" not in words
+    assert "Stride 2,2: the window jumps" in " ".join(walkthrough(stride=2).steps[0].paragraphs)
+
+
+def test_depthwise_and_grouped_kernels_are_described_as_they_are(rng):
+    x = rng.integers(1, 5, size=(3, 5, 5)).astype(float)
+    depthwise = walkthrough(x, np.ones((3, 1, 3, 3)), groups=3)
+    words = " ".join(p for s in depthwise.steps for p in s.paragraphs)
+    assert "depthwise (groups = C = 3): each input channel has its own 3×3 kernel and output " \
+        "channel" in words
+    assert "per input channel" not in words and "w_flipped[c, o] = w[o, c]" not in words
+    grouped = walkthrough(rng.integers(1, 5, size=(4, 5, 5)).astype(float),
+                          np.ones((2, 2, 3, 3)), groups=2)
+    words = " ".join(p for s in grouped.steps for p in s.paragraphs)
+    assert "groups = 2: each output channel has a 3×3 kernel for each of the 2 input channels " \
+        "of its group only" in words
+    assert "w_flipped[c, o] = w[o, c] rotated" not in words
+    assert "w_flipped[c, j] = w[o, c mod C/groups] rotated 180°" in words
+    plain = walkthrough(x, np.ones((2, 3, 3, 3)))
+    assert "each with a 3×3 kernel for every one of the 3 input channel(s)" in " ".join(
+        plain.steps[0].paragraphs)
+
+
+def test_two_channels_name_their_weights_apart():
+    x = (np.arange(32.0).reshape(2, 4, 4) % 5) + 1
+    w = np.arange(16.0).reshape(2, 2, 2, 2) + 1
+    first = walkthrough(x, w).steps[0].paragraphs[1]
+    assert "y[o=0](0,0) = 0·0:a + 0·0:b + 0·0:c + 1·0:d + 0·1:a" in first
+    assert "k:a is weight a of input channel k" in first
+    expected = conv2d(x[None], w, padding=(1, 0, 1, 0))[0, 0, 0, 0]
+    assert first.endswith(f"= {expected:g} (summed over the input channels; k:a is weight a of "
+                          "input channel k).")
+
+
+def test_the_textbook_convolution_is_not_y_unless_w_is_symmetric():
+    walk = walkthrough()
+    contrast = next(c for c in walk.checks if c.computed == "y_true_convolution")
+    assert contrast.applicable and contrast.holds and contrast.max_abs_diff > 1
+    assert "with this w it gives another y" in walk.steps[0].paragraphs[2]
+    symmetric = walkthrough(w=np.array([[1.0, 2.0], [2.0, 1.0]]))
+    contrast = next(c for c in symmetric.checks if c.computed == "y_true_convolution")
+    assert not contrast.applicable and contrast.ok and contrast.max_abs_diff == 0
+    assert "the same turned 180°, so here the two agree" in symmetric.steps[0].paragraphs[2]
+
+
+def test_backward_is_a_true_convolution_and_the_check_is_independent(rng, monkeypatch):
+    """dL/dy * w written tap by tap equals dL/dx, and does not use the core's flip: a broken
+    flip_kernel fails the flipped-kernel checks but not this one."""
+    walk = walkthrough(stride=2, dilation=(1, 2), padding=(2, 1, 1, 3))
+    check = next(c for c in walk.checks if c.computed == "dL/dx_true_convolution")
+    assert check.holds and check.max_abs_diff < 1e-12
+    assert "dL/dx = dL/dy * w, a true (full) convolution" in " ".join(walk.steps[4].paragraphs)
+    assert "a true convolution with w, dL/dy * w" in walk.steps[5].paragraphs[1]
+    monkeypatch.setattr(explain_arrays, "flip_kernel", lambda w, groups=1: w.copy())
+    broken = walkthrough(stride=2, dilation=(1, 2), padding=(2, 1, 1, 3))
+    by_name = {c.computed: c.holds for c in broken.checks}
+    assert not by_name["dL/dx_flipped"] and by_name["dL/dx_true_convolution"]
+
+
+def test_true_convolution_full_is_the_textbook_sum(rng):
+    """z[i, j] = Σ_{k, l} w[k, l] · g[i − k, j − l], by loops over every output cell."""
+    g, w = rng.standard_normal((1, 1, 4, 5)), rng.standard_normal((1, 1, 3, 2))
+    from convcli.geometry import resolve
+    geometry = resolve((6, 6), (3, 2), padding=0)
+    z = explain_arrays.true_convolution_full(g, w, geometry, 1)
+    want = np.zeros((6, 6))
+    for i in range(6):
+        for j in range(6):
+            for k in range(3):
+                for m in range(2):
+                    if 0 <= i - k < 4 and 0 <= j - m < 5:
+                        want[i, j] += w[0, 0, k, m] * g[0, 0, i - k, j - m]
+    np.testing.assert_allclose(z[0, 0], want, rtol=1e-12)
+    # and it is conv2d_backward's dL/dx of the valid convolution whose dL/dy is g
+    x_like = np.zeros((1, 1, 6, 6))
+    np.testing.assert_allclose(z, conv2d_backward(g, x_like, w)[0], rtol=1e-12)
