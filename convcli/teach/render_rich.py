@@ -132,6 +132,7 @@ def _table(grid: Grid, row_span: tuple[int, int], col_span: tuple[int, int]) -> 
     cropped = (r0, r1, c0, c1) != (0, rows, 0, body)
     caption = Text(f"cropped from {rows}×{cols}") if cropped else None
     table = Table(title=Text(grid.title, style="bold"), caption=caption, box=box.SIMPLE_HEAD,
+                  min_width=cell_len(grid.title),      # a title is never cut: w_flipped[1,0]
                   show_edge=False, pad_edge=False, padding=(0, 1),
                   show_header=grid.col_labels is not None, caption_style="dim")
     col_index = (([None] if c0 > 0 else []) + list(range(c0, c1)) + ([None] if c1 < body else [])

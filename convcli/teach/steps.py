@@ -190,16 +190,21 @@ def weight_step(s: Scene) -> Step:
                               if out_channels > 1 else "") + ".",
     ]
     taps = group_channels * kh * kw
-    transposed = np.full((1 + taps, oh * ow + 1), np.nan)
-    transposed[0, :-1] = a["dL/dy"][0, 0].ravel()
-    transposed[1:, :-1] = a["X_col"][:, :taps].T
-    transposed[1:, -1] = a["dL/dw_matmul"][0].ravel()
-    mark = np.zeros(transposed.shape, bool)
-    mark[1:, -1] = True
+    grad = a["dL/dy"][0, 0].ravel()                                   # (OH·OW,) of o0
+    table = np.concatenate([a["X_col"][:, :taps], grad[:, None]], axis=1)
+    first = [f"{fmt(v, True)}·{fmt(d, True)}" for v, d in zip(a["X_col"][:, 0], grad)]
+    text.append(
+        f"In the table each weight reads down its own column of X_col against the dL/dy "
+        f"column, which is the product X_colᵀ · dL/dy: dL/d{w_syms[0]} = {sum_text(first)} = "
+        f"{fmt(a['dL/dw_matmul'][0].ravel()[0])}.")
+    mark = np.zeros(table.shape, bool)
+    mark[:, -1] = True
     grids = channel_grids("dL/dy", a["dL/dy"][0], focus=(0, 0), prefix="o")
-    grids.append(Grid("X_colᵀ · dL/dy", transposed, ["dL/dy"] + w_syms,
-                      [f"{r},{q}" for r in range(oh) for q in range(ow)] + ["= dL/dw"],
-                      mark=mark, focus=(0, 0), pin_last=1))
+    grids.append(Grid("X_col | dL/dy", table, [f"y({r},{q})" for r in range(oh)
+                                               for q in range(ow)],
+                      w_syms + ["dL/dy"], mark=mark, focus=(0, 0), pin_last=1, max_rows=16))
+    grids.append(Grid("X_colᵀ·dL/dy", a["dL/dw_matmul"][0].reshape(-1, 1)[:taps], w_syms,
+                      ["dL/dw"], max_rows=16))
     grids += kernel_grids("dL/dw", a["dL/dw"], names, named=False)
     return Step("3. dL/dw = X_colᵀ · dL/dy: the xᵀ product", text, grids)
 

@@ -137,3 +137,28 @@ def test_true_convolution_full_is_the_textbook_sum(rng):
     # and it is conv2d_backward's dL/dx of the valid convolution whose dL/dy is g
     x_like = np.zeros((1, 1, 6, 6))
     np.testing.assert_allclose(z, conv2d_backward(g, x_like, w)[0], rtol=1e-12)
+
+
+def test_step_3_fits_80_columns_with_every_term():
+    """X_col beside a dL/dy column: all 16 rows and the 4 taps are shown, nothing cropped,
+    and the column sums are dL/dw."""
+    console = Console(width=80, record=True, file=io.StringIO(), color_system=None)
+    walk = walkthrough()
+    render(walk, console)
+    step3 = console.export_text().split("3. dL/dw")[1].split("4. dL/dx")[0]
+    assert "cropped" not in step3 and "⋯" not in step3
+    for r in range(4):
+        for q in range(4):
+            assert f"y({r},{q})" in step3
+    x_col, grad = walk.arrays["X_col"], walk.arrays["dL/dy"][0, 0].ravel()
+    np.testing.assert_array_equal(x_col.T @ grad, walk.arrays["dL/dw"].ravel())
+    assert "dL/da = 0·1 + 0·1" in " ".join(walk.steps[2].paragraphs)
+
+
+def test_titles_are_never_cut():
+    x = (np.arange(32.0).reshape(2, 4, 4) % 5) + 1
+    w = np.arange(16.0).reshape(2, 2, 2, 2) + 1
+    console = Console(width=80, record=True, file=io.StringIO(), color_system=None)
+    render(walkthrough(x, w), console)
+    page = console.export_text()
+    assert "w_flipped[1,0]" in page and "dL/dw[0,1]" in page and "[…" not in page
