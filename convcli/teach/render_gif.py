@@ -19,6 +19,7 @@ from .model import Walkthrough
 from .text import fmt, tap_names
 
 MAX_OUTPUTS = 6          # outputs drawn per axis, so at most 36 sliding frames
+TEXT_LINES = 4           # caption lines under the grids (long sums wrap)
 CELL = 44                # pixels per grid cell (60 when the numbers have decimals)
 MARGIN = 24
 FRAME_MS, LAST_MS = 700, 4000
@@ -42,8 +43,11 @@ def output_window(walk: Walkthrough) -> tuple[range, range]:
     touched = list(flipped_footprint(walk.pixel, walk.arrays["w"].shape, walk.geometry,
                                      walk.groups))
     # the middle of p's footprint, so all of it is in view
+    top, _, left, _ = walk.geometry.pad
+    (sh, sw), (_, pi, pj) = walk.geometry.stride, walk.pixel
     centre = ((min(t[1] for t in touched) + max(t[1] for t in touched)) // 2,
-              (min(t[2] for t in touched) + max(t[2] for t in touched)) // 2) if touched else (0, 0)
+              (min(t[2] for t in touched) + max(t[2] for t in touched)) // 2) if touched else (
+        (pi + top) // sh, (pj + left) // sw)          # no window reaches p: the outputs near it
     spans = []
     for size, focus in zip((oh, ow), centre):
         limit = min(size, MAX_OUTPUTS)
@@ -73,8 +77,17 @@ class _Layout:
         g = walk.geometry
         sh, sw = g.stride
         span_h, span_w = g.dilated_kernel_size
-        self.in_rows = range(rows[0] * sh, rows[-1] * sh + span_h)   # padded coordinates
-        self.in_cols = range(cols[0] * sw, cols[-1] * sw + span_w)
+        (oh, ow), (hp, wp) = g.output_size, g.padded_size
+        # padded coordinates: up to the padded input's end when the last outputs are drawn, so
+        # the rows and columns no window reaches (a stride's leftovers, a pad) are seen too
+        self.in_rows = range(rows[0] * sh, hp if rows[-1] == oh - 1 else
+                             rows[-1] * sh + span_h)
+        self.in_cols = range(cols[0] * sw, wp if cols[-1] == ow - 1 else
+                             cols[-1] * sw + span_w)
+        kh, kw = g.kernel_size
+        (dh, dw) = g.dilation
+        self.visited_rows = {i * sh + k * dh for i in range(oh) for k in range(kh)}
+        self.visited_cols = {j * sw + k * dw for j in range(ow) for k in range(kw)}
         self.rows, self.cols = rows, cols
         self.font, self.small, self.big = _font(15), _font(11), _font(17)
         values = np.concatenate([walk.arrays["x"].ravel(), walk.arrays["y"].ravel()])
@@ -84,15 +97,16 @@ class _Layout:
         self.output_xy = (MARGIN * 3 + len(self.in_cols) * self.step, MARGIN + 26)
         width = self.output_xy[0] + len(cols) * self.step + MARGIN
         self.text_y = MARGIN + 26 + grid_h + 16
-        self.size = (max(width, 640), self.text_y + 74)
+        self.size = (max(width, 640), self.text_y + 24 * TEXT_LINES + 10)
 
     def cell(self, origin, r, c):
         x, y = origin[0] + c * self.step, origin[1] + r * self.step
         return (x, y, x + self.step, y + self.step)
 
 
-def _base(walk, layout, channel, out_channel, title):
-    """A frame with the padded input (p's channel) and the output grid, both cropped."""
+def _base(walk, layout, channel, out_channel, title, out_title=None):
+    """A frame with the padded input (p's channel) and the output grid, both cropped; the
+    cells no window reaches are hatched."""
     image = Image.new("RGB", layout.size, PAPER)
     draw = ImageDraw.Draw(image)
     a, g = walk.arrays, walk.geometry
@@ -102,7 +116,7 @@ def _base(walk, layout, channel, out_channel, title):
     draw.text((MARGIN, 8), title, font=layout.big, fill=INK)
     name = f"padded x[c={channel}]" if many else "padded x"
     draw.text((layout.input_xy[0], layout.input_xy[1] - 18), name, font=layout.small, fill=GREY)
-    out_name = f"y[o={out_channel}]" if a["y"].shape[1] > 1 else "y"
+    out_name = out_title or (f"y[o={out_channel}]" if a["y"].shape[1] > 1 else "y")
     draw.text((layout.output_xy[0], layout.output_xy[1] - 18), out_name, font=layout.small,
               fill=GREY)
     for r, pr in enumerate(layout.in_rows):
@@ -110,6 +124,8 @@ def _base(walk, layout, channel, out_channel, title):
             box = layout.cell(layout.input_xy, r, c)
             padding = not (top <= pr < top + height and left <= pc < left + width)
             draw.rectangle(box, fill=PAD if padding else PAPER, outline=GREY)
+            if pr not in layout.visited_rows or pc not in layout.visited_cols:
+                _hatch(draw, box)                          # no window's tap lands here
             zero = padding and walk.padding_mode == "zeros"   # a border mode's copies: values
             text = "·" if zero else fmt(a["x_padded"][0, channel, pr, pc])
             _centre(draw, box, text, layout.font, GREY if padding else INK)
@@ -148,13 +164,14 @@ def _slide_frame(walk, rows, cols, i, j):
                 draw.rectangle(box, outline=WINDOW, width=3)
     shown = terms if len(terms) <= 9 else terms[:8] + [f"… ({len(terms)} terms)"]
     products = " + ".join(shown)
-    if a["x"].shape[1] > 1 or group_channels > 1:
-        line = f"channel {channel}: {products}; y({i},{j}) sums every channel = "
+    total = fmt(a["y"][0, out_channel, i, j])
+    if a["x"].shape[1] > 1 or group_channels > 1:      # the sum first: a long line wraps
+        line = f"y({i},{j}) = {total}, summed over every channel; channel {channel}: {products}"
     else:
-        line = f"y({i},{j}) = {products} = "
+        line = f"y({i},{j}) = {total} = {products}"
     weights = "  ".join(f"{names[t]}={fmt(v)}" for t, v in
                         enumerate(a["w"][out_channel, w_channel].ravel()[:12]))
-    _lines(draw, layout, [line + fmt(a["y"][0, out_channel, i, j]), f"w: {weights}"])
+    _lines(draw, layout, [line, f"w: {weights}"])
     return image
 
 
@@ -167,7 +184,8 @@ def _footprint_frame(walk, rows, cols):
     kh, kw = g.kernel_size
     names = tap_names(kh, kw)
     image, draw = _base(walk, layout, channel, out_channel,
-                        "backward: p touches these outputs, p times the flipped kernel")
+                        "backward: p touches these outputs, p times the flipped kernel",
+                        out_title="p's products, one per output it touches")
     r, c = pi + top - layout.in_rows[0], pj + left - layout.in_cols[0]
     if 0 <= r < len(layout.in_rows) and 0 <= c < len(layout.in_cols):
         draw.rectangle(layout.cell(layout.input_xy, r, c), outline=TOUCH, width=4)
@@ -188,8 +206,10 @@ def _footprint_frame(walk, rows, cols):
         _centre(draw, box, fmt(value), layout.font, INK, dy=6)
         labels.append(f"p·{name}")
     shown = ", ".join(labels[:9]) + (", …" if len(labels) > 9 else "")
-    _lines(draw, layout, [f"p = {fmt(p)} touches {len(labels)} output(s): {shown}",
-                          "dL/dx = dL/dy ⋆ w_flipped: backward is a convolution too"])
+    reached = any(True for _ in flipped_footprint(walk.pixel, a["w"].shape, g, walk.groups))
+    first = (f"p = {fmt(p)} touches {len(labels)} output(s) shown: {shown}" if reached else
+             f"p = {fmt(p)} is in no window (the stride or dilation skips it): dL/dp = 0")
+    _lines(draw, layout, [first, "dL/dx = dL/dy ⋆ w_flipped: backward is a convolution too"])
     return image
 
 
@@ -211,10 +231,42 @@ def _centre(draw, box, text, font, fill, dy=0):
     draw.text((x, y), text, font=font, fill=fill)
 
 
-def _lines(draw, layout, lines):
+def _hatch(draw, box):
+    """Diagonal lines across a cell: no window's tap lands on it."""
+    x0, y0, x1, y1 = box
+    for k in range(0, 2 * (x1 - x0), 8):
+        draw.line([(x0 + max(0, k - (y1 - y0)), y0 + min(k, y1 - y0)),
+                   (x0 + min(k, x1 - x0), y0 + max(0, k - (x1 - x0)))], fill=GREY, width=1)
+
+
+def wrap(draw, text, font, width) -> list[str]:
+    """text in lines no wider than width, broken between words (a word longer than a line is
+    cut with …)."""
+    lines, line = [], ""
+    for word in text.split(" "):
+        trial = f"{line} {word}" if line else word
+        if draw.textlength(trial, font=font) <= width or not line:
+            line = trial
+        else:
+            lines.append(line)
+            line = word
+    lines.append(line)
+    for k, piece in enumerate(lines):
+        while draw.textlength(piece, font=font) > width and len(piece) > 1:
+            piece = piece[:-2] + "…"
+        lines[k] = piece
+    return lines
+
+
+def _lines(draw, layout, texts):
+    """Each caption wrapped to the frame's width; at most TEXT_LINES lines in all, the last
+    ending in … if the text goes on."""
+    width = layout.size[0] - 2 * MARGIN
+    lines = [piece for text in texts for piece in wrap(draw, text, layout.font, width)]
+    if len(lines) > TEXT_LINES:
+        lines = lines[:TEXT_LINES]
+        lines[-1] = lines[-1].rstrip(" …") + " …"
     y = layout.text_y
     for line in lines:
-        while draw.textlength(line, font=layout.font) > layout.size[0] - 2 * MARGIN:
-            line = line[:-2] + "…" if not line.endswith("…") else line[:-3] + "…"
         draw.text((MARGIN, y), line, font=layout.font, fill=INK)
         y += 24

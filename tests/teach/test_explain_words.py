@@ -162,3 +162,38 @@ def test_titles_are_never_cut():
     render(walkthrough(x, w), console)
     page = console.export_text()
     assert "w_flipped[1,0]" in page and "dL/dw[0,1]" in page and "[…" not in page
+
+
+def test_the_animation_draws_the_whole_padded_input_and_hatches_what_no_window_reads():
+    from convcli.teach import render_gif
+
+    walk = walkthrough(stride=2, pixel=(3, 3))
+    rows, cols = render_gif.output_window(walk)
+    layout = render_gif._Layout(walk, rows, cols)
+    assert layout.in_rows == range(0, 5) and layout.in_cols == range(0, 5)   # not 4×4
+    assert 4 not in layout.visited_rows and 4 not in layout.visited_cols
+    assert {0, 1, 2, 3} <= layout.visited_rows
+    last = render_gif.frames(walk)[-1].convert("RGB")
+    x0, y0, x1, y1 = layout.cell(layout.input_xy, 4, 4)                    # p = x(3,3)
+    assert last.getpixel((x0 + 1, (y0 + y1) // 2)) == render_gif.TOUCH       # p is drawn
+    hatched = last.crop((x0 + 6, y0 + 6, x1 - 6, y1 - 6))
+    assert render_gif.GREY in {c for _, c in hatched.getcolors(10_000)}
+
+
+def test_animation_captions_put_the_sum_first_and_wrap(monkeypatch):
+    from convcli.teach import render_gif
+
+    captured = []
+    monkeypatch.setattr(render_gif, "_lines", lambda draw, layout, texts: captured.append(texts))
+    x = np.linspace(0.1, 0.9, 64).reshape(8, 8) * 0.8311
+    walk = walkthrough(x, np.array([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]]))
+    render_gif.frames(walk)
+    first = captured[0][0]
+    assert first.startswith(f"y(0,0) = {render_gif.fmt(walk.arrays['y'][0, 0, 0, 0])} = ")
+    assert captured[-1][0].startswith("p = ") and "touches" in captured[-1][0]
+    image = render_gif.Image.new("RGB", (300, 50))
+    draw = render_gif.ImageDraw.Draw(image)
+    lines = render_gif.wrap(draw, "y(9,9) = 1.5 = " + " + ".join(["0.831·(−1)"] * 9),
+                            render_gif._font(15), 280)
+    assert len(lines) > 1 and lines[0].startswith("y(9,9) = 1.5")
+    assert all(draw.textlength(line, font=render_gif._font(15)) <= 280 for line in lines)
