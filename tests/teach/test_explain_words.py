@@ -170,7 +170,7 @@ def test_the_animation_draws_the_whole_padded_input_and_hatches_what_no_window_r
     walk = walkthrough(stride=2, pixel=(3, 3))
     rows, cols = render_gif.output_window(walk)
     layout = render_gif._Layout(walk, rows, cols)
-    assert layout.in_rows == range(0, 5) and layout.in_cols == range(0, 5)   # not 4×4
+    assert layout.in_rows == range(5) and layout.in_cols == range(5)   # not 4×4
     assert 4 not in layout.visited_rows and 4 not in layout.visited_cols
     assert {0, 1, 2, 3} <= layout.visited_rows
     last = render_gif.frames(walk)[-1].convert("RGB")
