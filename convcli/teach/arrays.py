@@ -7,6 +7,7 @@ import numpy as np
 from .. import borders
 from ..columns import col2im, im2col, pad_input
 from ..conv import conv2d, conv2d_backward, dilate, flip_kernel
+from .grids import inside_row
 
 
 def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
@@ -35,11 +36,16 @@ def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
     grad_rows = grad_output.transpose(0, 2, 3, 1).reshape(oh * ow, out_channels)  # (OH·OW, O)
     grad_w_matmul = weights_from_matrix(x_col.T @ grad_rows, w.shape, groups)
 
-    # p's footprint: y of an image that is zero except p = 1 is ∂y/∂p, by linearity
+    # p's footprint: y of a padded image that is zero except p (and its copies) = 1 is ∂y/∂p,
+    # by linearity; slid by the plain window, not the core
     c, i, j = pixel
-    one_hot = np.zeros_like(x)
-    one_hot[0, c, i, j] = 1.0
-    dy_dp = conv2d(one_hot, w, groups=groups, **options, **bordered)  # (1, O, OH, OW)
+    one_hot = np.zeros_like(x_padded)
+    for at in copies_of(pixel, geometry, padding_mode):
+        one_hot[0, c, at[0], at[1]] = 1.0
+    dy_dp = slide(one_hot, w, geometry, groups)                       # (1, O, OH, OW)
+    inside = inside_row(x_padded[0], _pad_mask(geometry), geometry)
+    dy_dw, grad_w_nudged, window = nudged(x_padded, w, grad_output, geometry, groups,
+                                          (0, *divmod(inside, ow)))
     w_flipped = flip_kernel(w, groups)                              # (C, O/groups, KH, KW)
     dy_dp_flipped = np.zeros_like(y)
     for at in copies_of(pixel, geometry, padding_mode):    # p, and its copies in the border
@@ -78,6 +84,7 @@ def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
         "y_sliding": slide(x_padded, w, geometry, groups), "y_matmul": y_matmul,
         "y_true_convolution": true_convolution(x_padded, w, geometry, groups),
         "dL/dy": grad_output, "dL/dw": grad_w, "dL/dw_matmul": grad_w_matmul,
+        "dy/dw_nudged": dy_dw, "x_window": window, "dL/dw_nudged": grad_w_nudged,
         "p": np.array(x[0, c, i, j]), "dy/dp": dy_dp, "dy/dp_flipped": dy_dp_flipped,
         "footprint": x[0, c, i, j] * dy_dp,
         "dL/dp": np.array(np.sum(grad_output * dy_dp)), "dL/dx[p]": np.array(grad_x[0, c, i, j]),
@@ -103,8 +110,42 @@ def slide(x_padded, w, geometry, groups) -> np.ndarray:
             for g in range(groups):
                 outs, ins = slice(g * group_out, (g + 1) * group_out), slice(
                     g * group_channels, (g + 1) * group_channels)
-                y[0, outs] += np.einsum("oc,chw->ohw", w[outs, :, row, col], seen[ins])
+                if w[outs, :, row, col].any():           # a zero tap adds nothing
+                    y[0, outs] += np.einsum("oc,chw->ohw", w[outs, :, row, col], seen[ins])
     return y
+
+
+def nudged(x_padded, w, grad_output, geometry, groups, output):
+    """∂y/∂w at one output and dL/dw, by nudging each weight by 1 and sliding the window again
+    (y is linear in w, so the change is exactly the derivative): no X_col, no core routine.
+    output: (o, i, j). Returns (∂y(o,i,j)/∂w[o] (C/g·KH·KW,), dL/dw (O, C/g, KH, KW)) and the
+    window x(o,i,j) read off x_padded, (C/g·KH·KW,)."""
+    o, i, j = output
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    out_channels, group_channels, kh, kw = w.shape
+    grad_w = np.zeros(w.shape)
+    dy_dw = np.zeros((group_channels, kh, kw))
+    for index in np.ndindex(*w.shape):
+        one = np.zeros(w.shape)
+        one[index] = 1.0
+        change = slide(x_padded, one, geometry, groups)              # y(w + e) − y(w)
+        grad_w[index] = np.sum(grad_output * change)
+        if index[0] == o:
+            dy_dw[index[1:]] = change[0, o, i, j]
+    first = (o // (out_channels // groups)) * group_channels
+    window = x_padded[0, first : first + group_channels,
+                      i * sh : i * sh + (kh - 1) * dh + 1 : dh,
+                      j * sw : j * sw + (kw - 1) * dw + 1 : dw]
+    return dy_dw.ravel(), grad_w, window.ravel()
+
+
+def _pad_mask(geometry) -> np.ndarray:
+    """(Hp, Wp): True on the padding."""
+    top, _, left, _ = geometry.pad
+    height, width = geometry.input_size
+    mask = np.ones(geometry.padded_size, bool)
+    mask[top : top + height, left : left + width] = False
+    return mask
 
 
 def true_convolution(x_padded, w, geometry, groups) -> np.ndarray:

@@ -18,8 +18,12 @@ CLAIMS: tuple[tuple[Any, ...], ...] = (
     (0, "sliding the window by hand gives conv2d's y", "y_sliding", "y"),
     (0, ("the textbook convolution x * w (which turns w 180°) is not y: deep learning's "
          "\"convolution\" is a cross-correlation"), "y_true_convolution", "y", "differ"),
-    (1, "X_col · W, reshaped, is step 1's y", "y_matmul", "y"),
+    (1, "X_col · W, reshaped, is the sliding window's y", "y_matmul", "y_sliding"),
+    (2, "∂y/∂w at step 3's output (nudge each weight by 1, slide again) is its window xᵀ",
+     "dy/dw_nudged", "x_window"),
     (2, "X_colᵀ · dL/dy is conv2d_backward's dL/dw", "dL/dw_matmul", "dL/dw"),
+    (2, "dL/dw by nudging each weight, Σ dL/dy · Δy, is X_colᵀ · dL/dy", "dL/dw_nudged",
+     "dL/dw_matmul"),
     (3, "∂y/∂p is the flipped kernel, placed at p", "dy/dp", "dy/dp_flipped"),
     (3, "Σ dL/dy · ∂y/∂p is conv2d_backward's dL/dx at p", "dL/dp", "dL/dx[p]"),
     (4, "dL/dy ⋆ w_flipped (full) is col2im(dL/dy · Wᵀ)", "dL/dx_flipped", "dL/dx_col2im"),
