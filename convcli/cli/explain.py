@@ -13,7 +13,7 @@ from rich.console import Console
 
 from .. import outputs
 from ..errors import InputError
-from ..teach import render_gif
+from ..teach import exports, page, render_gif
 from ..teach.render_rich import render
 from ..teach.run import ExplainResult, run_explain
 from . import options as opt
@@ -56,7 +56,8 @@ def explain(
     step: Annotated[bool, typer.Option(
         "--step", help="Pause after each step until Enter (only on a terminal).")] = False,
     export: Annotated[Path | None, typer.Option(
-        help="Also write the walkthrough as .svg, .html or .txt.")] = None,
+        help="Also write the walkthrough as .svg, .txt, or .html: an interactive page (step "
+        "through the windows, hover a pixel to see its footprint; no network needed).")] = None,
     animate: Annotated[Path | None, typer.Option(
         help="Also write a .gif: the kernel sliding over the padded input, then p's "
         "footprint.")] = None,
@@ -102,8 +103,9 @@ def write_files(result: ExplainResult, console: Console) -> None:
     writers: list[tuple[Path, Any]] = []
     if result.export is not None:
         kind = result.export.suffix.lower()
-        document = (console.export_svg(title="convcli explain") if kind == ".svg"
-                    else console.export_html() if kind == ".html" else console.export_text())
+        document = (exports.svg_of(console) if kind == ".svg"
+                    else page.page(result.walk) if kind == ".html"
+                    else console.export_text())
         writers.append((result.export, outputs.text_writer(document)))
     if result.animate is not None:
         images = render_gif.frames(result.walk)

@@ -108,6 +108,16 @@ class Walkthrough:
     checks: list[Check]
     padding_mode: str = "zeros"
 
+    def step(self, index: int) -> Any:
+        """Step `index` (0-based) as a notebook shows it: _repr_html_ and str()."""
+        from .exports import StepView
+        return StepView(self, index)
+
+    def _repr_html_(self) -> str:
+        """The whole walkthrough in a notebook cell (its font inside, no network)."""
+        from .exports import fragment
+        return fragment(self)
+
     def to_json(self) -> dict:
         """Every array as nested lists, the geometry, the pixel and the checks: json.dumps-able."""
         g = self.geometry
