@@ -7,6 +7,7 @@ import numpy as np
 from .. import borders
 from ..columns import col2im, im2col, pad_input
 from ..conv import conv2d, conv2d_backward, dilate, flip_kernel
+from ..transposed import conv_transpose2d
 from .grids import inside_row
 
 
@@ -32,7 +33,8 @@ def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
     # (OH·OW, O) -> (1, OH, OW, O) -> (1, O, OH, OW)
     y_matmul = (x_col @ w_matrix).reshape(1, oh, ow, out_channels).transpose(0, 3, 1, 2)
 
-    grad_x, grad_w, _ = conv2d_backward(grad_output, x, w, groups=groups, **options, **bordered)
+    grad_x, grad_w, grad_b = conv2d_backward(grad_output, x, w, groups=groups, **options,
+                                             **bordered)
     grad_rows = grad_output.transpose(0, 2, 3, 1).reshape(oh * ow, out_channels)  # (OH·OW, O)
     grad_w_matmul = weights_from_matrix(x_col.T @ grad_rows, w.shape, groups)
 
@@ -78,7 +80,11 @@ def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
                                             stride=stride, dilation=dilation),
                                      geometry.pad, padding_mode, (height, width))
 
+    extra = {**bias_arrays(x_padded, w, grad_output, geometry, groups, inside, grad_b),
+             **matrix_arrays(x, w, grad_output, geometry, groups, padding_mode),
+             **col2im_arrays(grad_cols, x, w, grad_output, geometry, groups, padding_mode)}
     return {
+        **extra,
         "x": x, "padding": np.array(geometry.pad), "x_padded": x_padded, "w": w,
         "w_flipped": w_flipped, "X_col": x_col, "W": w_matrix, "y": y,
         "y_sliding": slide(x_padded, w, geometry, groups), "y_matmul": y_matmul,
@@ -137,6 +143,93 @@ def nudged(x_padded, w, grad_output, geometry, groups, output):
                       i * sh : i * sh + (kh - 1) * dh + 1 : dh,
                       j * sw : j * sw + (kw - 1) * dw + 1 : dw]
     return dy_dw.ravel(), grad_w, window.ravel()
+
+
+MAX_MATRIX = 400          # M is built when both its sides are at most this long
+
+
+def bias_arrays(x_padded, w, grad_output, geometry, groups, inside, grad_b):
+    """The bias as in a dense layer: y = w·x + b on step 3's window (b = 0 here), and dL/db by
+    nudging each b by 1 (every output of its channel moves by 1): Σ dL/dy per channel."""
+    oh, ow = geometry.output_size
+    i, j = divmod(inside, ow)
+    _, window = nudged_window(x_padded, w, geometry, groups, (0, i, j))
+    y_neuron = np.array([np.dot(w[0].ravel(), window)])          # + b, with b = 0
+    nudges = np.array([np.sum(grad_output[0, o] * np.ones((oh, ow)))
+                       for o in range(w.shape[0])])
+    return {"y_neuron": y_neuron, "y_at_window": np.array([slide(x_padded, w, geometry,
+                                                                 groups)[0, 0, i, j]]),
+            "dL/db": grad_b, "dL/db_nudged": nudges}
+
+
+def nudged_window(x_padded, w, geometry, groups, output):
+    """The window of output (o, i, j), read off x_padded: its C/g·KH·KW values."""
+    o, i, j = output
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    out_channels, group_channels, kh, kw = w.shape
+    first = (o // (out_channels // groups)) * group_channels
+    window = x_padded[0, first : first + group_channels,
+                      i * sh : i * sh + (kh - 1) * dh + 1 : dh,
+                      j * sw : j * sw + (kw - 1) * dw + 1 : dw]
+    return first, window.ravel()
+
+
+def matrix_arrays(x, w, grad_output, geometry, groups, padding_mode):
+    """The big sparse matrix M of y = M·x (d2l's kernel2matrix), built by nudging each input
+    pixel by 1 and sliding the window: column k of M is pixel k's footprint. Empty when M
+    would be larger than MAX_MATRIX on a side."""
+    _, channels, height, width = x.shape
+    rows = w.shape[0] * geometry.output_size[0] * geometry.output_size[1]
+    columns = channels * height * width
+    if max(rows, columns) > MAX_MATRIX:
+        empty = np.zeros(0)
+        return {"M": np.zeros((0, 0)), "M·x": empty, "y_flat": empty, "Mᵀ·dL/dy": empty,
+                "dL/dx_flat": empty}
+    matrix = np.zeros((rows, columns))
+    for k, (c, i, j) in enumerate(np.ndindex(channels, height, width)):
+        one_hot = np.zeros((1, channels) + geometry.padded_size)
+        for at in copies_of((c, i, j), geometry, padding_mode):
+            one_hot[0, c, at[0], at[1]] = 1.0
+        matrix[:, k] = slide(one_hot, w, geometry, groups).ravel()
+    y = slide(pad_input(x, geometry, padding_mode), w, geometry, groups)
+    grad_x = conv2d_backward(grad_output, x, w, groups=groups, stride=geometry.stride,
+                             padding=geometry.pad, dilation=geometry.dilation,
+                             padding_mode=padding_mode)[0]
+    return {"M": matrix, "M·x": matrix @ x.ravel(), "y_flat": y.ravel(),
+            "Mᵀ·dL/dy": matrix.T @ grad_output.ravel(), "dL/dx_flat": grad_x.ravel()}
+
+
+def col2im_arrays(grad_cols, x, w, grad_output, geometry, groups, padding_mode):
+    """col2im by hand: each row of dL/dX_col (one window) added back onto the padded pixels
+    its window covers, tap by tap (not the core's col2im); and dL/dx as a transposed
+    convolution of dL/dy: conv_transpose2d crops the forward padding (and adds the rows the
+    stride left unread as output_padding)."""
+    _, channels, height, width = x.shape
+    kh, kw = w.shape[2:]
+    (oh, ow), (sh, sw), (dh, dw) = geometry.output_size, geometry.stride, geometry.dilation
+    top, _, left, _ = geometry.pad
+    padded = np.zeros((1, channels) + geometry.padded_size)
+    columns = grad_cols.reshape(oh, ow, channels, kh, kw)               # (OH, OW, C, KH, KW)
+    for r in range(kh):
+        for q in range(kw):
+            padded[0, :, r * dh : r * dh + (oh - 1) * sh + 1 : sh,
+                   q * dw : q * dw + (ow - 1) * sw + 1 : sw] += columns[:, :, :, r, q].transpose(
+                2, 0, 1)
+    used_h, used_w = geometry.used_size
+    leftover = (geometry.padded_size[0] - used_h, geometry.padded_size[1] - used_w)
+    if padding_mode == "zeros":
+        scattered = padded[:, :, top : top + height, left : left + width]
+        transposed = conv_transpose2d(grad_output, w, stride=geometry.stride,
+                                      padding=geometry.pad, output_padding=leftover,
+                                      groups=groups, dilation=geometry.dilation)
+    else:
+        scattered = borders.fold(padded.copy(), geometry.pad, padding_mode, (height, width))
+        whole = conv_transpose2d(grad_output, w, stride=geometry.stride, padding=0,
+                                 output_padding=leftover, groups=groups,
+                                 dilation=geometry.dilation)
+        transposed = borders.fold(whole, geometry.pad, padding_mode, (height, width))
+    return {"dL/dX_col": grad_cols, "dL/dx_scattered": scattered,
+            "dL/dx_transposed": transposed, "output_padding": np.array(leftover)}
 
 
 def _pad_mask(geometry) -> np.ndarray:

@@ -30,6 +30,16 @@ CLAIMS: tuple[tuple[Any, ...], ...] = (
     (4, "dL/dy ⋆ w_flipped (full) is conv2d_backward's dL/dx", "dL/dx_flipped", "dL/dx"),
     (4, "dL/dy * w, a true convolution written tap by tap (no flip by hand), is dL/dx",
      "dL/dx_true_convolution", "dL/dx"),
+    (5, "one window as a dense layer's neuron, w·x + b, is y there", "y_neuron",
+     "y_at_window"),
+    (5, "dL/db by nudging each b by 1, Σ dL/dy, is conv2d_backward's dL/db", "dL/db_nudged",
+     "dL/db"),
+    (6, "M · x, M built by nudging each pixel of x by 1, is y", "M·x", "y_flat"),
+    (6, "Mᵀ · dL/dy is conv2d_backward's dL/dx", "Mᵀ·dL/dy", "dL/dx_flat"),
+    (7, "col2im by hand (each window's row of dL/dX_col added back, tap by tap) is dL/dx",
+     "dL/dx_scattered", "dL/dx"),
+    (7, "the transposed convolution of dL/dy (conv_transpose2d) is dL/dx", "dL/dx_transposed",
+     "dL/dx"),
 )
 
 
@@ -142,7 +152,10 @@ def verify(arrays: dict[str, np.ndarray]) -> list[Check]:
     for _, claim, computed, expected, *kind in CLAIMS:
         a = np.asarray(arrays[str(computed)], float)
         b = np.asarray(arrays[str(expected)], float)
-        diff = float(np.max(np.abs(a - b))) if a.shape == b.shape else float("inf")
+        if a.shape != b.shape:
+            diff = float("inf")
+        else:
+            diff = float(np.max(np.abs(a - b))) if a.size else 0.0
         scale = float(np.max(np.abs(b))) if b.size else 0.0
         checks.append(Check(str(claim), str(computed), str(expected), diff,
                             1e-9 * (1.0 + scale), differ=kind == ["differ"]))

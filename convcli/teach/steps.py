@@ -1,4 +1,4 @@
-"""The six steps of the walkthrough, one function each: their text and their grids, from the
+"""The nine steps of the walkthrough, one function each: their text and their grids, from the
 arrays of arrays.compute. Nothing is computed here but what the text and grids show."""
 
 from __future__ import annotations
@@ -70,10 +70,11 @@ class Scene:
 
 def steps(arrays: dict[str, Any], geometry: Geometry, groups: int,
           pixel: tuple[int, int, int], padding_mode: str = "zeros") -> list[Step]:
-    """The walkthrough's six steps, in order."""
+    """The walkthrough's nine steps, in order."""
     scene = Scene(arrays, geometry, groups, pixel, padding_mode)
     return [setup_step(scene), im2col_step(scene), weight_step(scene), pixel_step(scene),
-            input_step(scene), conclusion_step(scene)]
+            input_step(scene), bias_step(scene), matrix_step(scene), col2im_step(scene),
+            conclusion_step(scene)]
 
 
 def setup_step(s: Scene) -> Step:
@@ -376,9 +377,111 @@ def _input_grids(s: Scene) -> list[Grid]:
     return grids
 
 
+def bias_step(s: Scene) -> Step:
+    """6. The bias, and one window as a dense layer's neuron."""
+    a, g = s.a, s.geometry
+    ow = g.output_size[1]
+    out_channels = a["w"].shape[0]
+    inside = inside_row(a["x_padded"][0], s.pad_mask, g)
+    i, j = divmod(inside, ow)
+    xs = a["X_col"][inside, : a["w"][0].size]
+    products = [f"{fmt(v, True)}·{fmt(k, True)}" for v, k in zip(xs, a["w"][0].ravel())]
+    grads = [fmt(v, True) for v in a["dL/dy"][0, 0].ravel()]
+    text = [
+        ("A convolution layer adds one bias b per output channel: on one window, y = w·x + b, "
+         "exactly the neuron of a dense layer (an MLP's y = w·x + b), except that every window "
+         "shares the same w and b. That sharing is the whole difference."),
+        (f"At y({i},{j}) (step 3's window, b = 0 here): w·x + b = {sum_text(products)} + 0 = "
+         f"{fmt(a['y_neuron'][0])}."),
+        ("b moves every output of its channel by the same amount, so ∂y/∂b = 1 everywhere and "
+         f"dL/db = Σ dL/dy over the channel's outputs (and over the batch): "
+         f"{sum_text(grads)} = {fmt(a['dL/db'][0])}"
+         + (" for o0" if out_channels > 1 else "") + "."),
+    ]
+    grids = channel_grids("dL/dy", a["dL/dy"][0], focus=(0, 0), prefix="o")
+    grids.append(Grid("dL/db = Σ dL/dy", a["dL/db"].reshape(-1, 1),
+                      [f"o{o}" for o in range(out_channels)], ["dL/db"]))
+    return Step("6. The bias: y = w·x + b, a dense layer's neuron on every window", text, grids)
+
+
+def matrix_step(s: Scene) -> Step:
+    """7. y = M·x with the big sparse matrix M; dL/dx = Mᵀ·dL/dy."""
+    a, g = s.a, s.geometry
+    _, channels, height, width = a["x"].shape
+    out_channels = a["w"].shape[0]
+    oh, ow = g.output_size
+    rows, columns = out_channels * oh * ow, channels * height * width
+    text = [
+        ("A convolution is linear in x, so it is one matrix product with a big, sparse matrix: "
+         f"y = M·x, M of {rows}×{columns} (one row per output, one column per input pixel). "
+         "Nudging pixel k by 1 moves y by column k of M: that is how M is built here."),
+        ("Every row of M holds the same weights, shifted to its window (weight sharing), and "
+         "every column holds one pixel's footprint: the flipped kernel of step 4. So "
+         "dL/dx = Mᵀ·dL/dy, and reading Mᵀ's rows is sliding the flipped kernel: the backward "
+         "convolution."),
+    ]
+    grids: list[Grid] = []
+    if a["M"].size:
+        row_names = [f"{'o' + str(o) + ' ' if out_channels > 1 else ''}y({r},{q})"
+                     for o in range(out_channels) for r in range(oh) for q in range(ow)]
+        column_names = [f"{str(c) + ':' if channels > 1 else ''}{r},{q}"
+                        for c in range(channels) for r in range(height) for q in range(width)]
+        grids.append(Grid("M (rows: outputs, columns: pixels of x)", a["M"], row_names,
+                          column_names, focus=(0, 0), max_rows=16))
+    else:
+        text.append(f"M is not drawn for this size ({rows}×{columns}, nearly all zeros); its "
+                    "checks apply to small cases (convcli explain's default).")
+    return Step("7. The big matrix: y = M·x, dL/dx = Mᵀ·dL/dy", text, grids)
+
+
+def col2im_step(s: Scene) -> Step:
+    """8. col2im: dL/dX_col = dL/dy · Wᵀ scattered back; dL/dx as a transposed convolution."""
+    a, g = s.a, s.geometry
+    oh, ow = g.output_size
+    top, bottom, left, right = g.pad
+    span_h, span_w = g.dilated_kernel_size
+    (sh, sw), (op_h, op_w) = g.stride, a["output_padding"]
+    channels = a["x"].shape[1]
+    kh, kw = a["w"].shape[2:]
+    back = (span_h - 1 - top, span_h - 1 - bottom, span_w - 1 - left, span_w - 1 - right)
+    taps = [f"{c}:{n}" if channels > 1 else n for c in range(channels) for n in s.names]
+    text = [
+        ("The im2col route backward: dL/dX_col = dL/dy · Wᵀ gives, for every window (a row), "
+         "what each of its taps sends back to the pixel under it. col2im adds each row back "
+         "where its window came from, so a pixel in several windows collects several terms; "
+         "a pixel in none gets 0."),
+        ("Seen as a layer, that is a transposed convolution: dL/dx = conv_transpose2d(dL/dy, w, "
+         f"stride={sh if sh == sw else (sh, sw)}, padding=({top}, {bottom}, {left}, {right}), "
+         f"output_padding=({op_h}, {op_w})). The padding that the forward pass added, the "
+         "transposed one crops: as a full convolution of dL/dy it pads (K − 1 − pad) on each "
+         f"side, ({back[0]}, {back[1]}, {back[2]}, {back[3]}) (top, bottom, left, right): the "
+         "forward padding's opposite side"
+         + (f"; the stride becomes {sh - 1} zero(s) between dL/dy's pixels"
+            if (sh, sw) != (1, 1) else "")
+         + (f"; output_padding adds back the {op_h} row(s) and {op_w} column(s) no window read"
+            if (op_h, op_w) != (0, 0) else "") + "."),
+        ("In PyTorch: torch.nn.ConvTranspose2d(in_channels=O, out_channels=C, "
+         f"kernel_size=({kh}, {kw}), stride={g.stride}, "
+         + (f"padding=({top}, {left}), output_padding=({op_h}, {op_w}), "
+            f"groups={s.groups}, bias=False), its weight set to w"
+            if (top, left) == (bottom, right) else
+            f"padding=0, output_padding=({op_h}, {op_w}), groups={s.groups}, bias=False), its "
+            f"weight set to w, then keep rows {top}..{top + g.input_size[0] - 1} and columns "
+            f"{left}..{left + g.input_size[1] - 1} (PyTorch's padding is the same on both "
+            "sides, this one is not)")
+         + (" (border modes: the padding's gradient then folds back onto the pixels it "
+            "copied)" if s.bordered else "") + "."),
+    ]
+    grids = [Grid("dL/dX_col = dL/dy · Wᵀ", a["dL/dX_col"],
+                  [f"y({r},{q})" for r in range(oh) for q in range(ow)], taps, focus=(0, 0),
+                  max_rows=16),
+             *channel_grids("dL/dx", a["dL/dx_scattered"][0], focus=s.pixel[1:])]
+    return Step("8. col2im, and dL/dx as a transposed convolution", text, grids)
+
+
 def conclusion_step(s: Scene) -> Step:
     """6. Forward is a convolution; backward is a convolution with the flipped kernel."""
-    return Step("6. Conclusion", [
+    return Step("9. Conclusion", [
         ("Forward is deep learning's convolution, a cross-correlation: y = x ⋆ w, or with "
         "im2col one matrix product Y = X_col · W. The weight gradient is the xᵀ product: dL/dw = X_colᵀ · dL/dy."),
         "Backward is also a convolution, with the flipped kernel: dL/dx = dL/dy ⋆ w_flipped, "

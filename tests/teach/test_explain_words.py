@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -37,7 +38,7 @@ def test_a_pixel_no_window_reaches_says_so():
     for wrong in ("0 window(s)", "these are :", "= 0 = 0"):
         assert wrong not in words
     assert words.count("– ") >= 2 and "not applicable: no window's tap lands on p" in words
-    assert "9 of 9 checks pass (2 not applicable)" in words
+    assert "15 of 15 checks pass (2 not applicable)" in words
     step4 = [c for c in walk.steps[3].checks]
     assert [c.applicable for c in step4] == [False, False] and all(c.ok for c in step4)
     data = json.loads(run("--stride", 2, "--pixel", "3,3", "--json").stdout)
@@ -113,7 +114,7 @@ def test_backward_is_a_true_convolution_and_the_check_is_independent(rng, monkey
     check = next(c for c in walk.checks if c.computed == "dL/dx_true_convolution")
     assert check.holds and check.max_abs_diff < 1e-12
     assert "dL/dx = dL/dy * w, a true (full) convolution" in " ".join(walk.steps[4].paragraphs)
-    assert "a true convolution with w, dL/dy * w" in walk.steps[5].paragraphs[1]
+    assert "a true convolution with w, dL/dy * w" in walk.steps[-1].paragraphs[1]
     monkeypatch.setattr(explain_arrays, "flip_kernel", lambda w, groups=1: w.copy())
     broken = walkthrough(stride=2, dilation=(1, 2), padding=(2, 1, 1, 3))
     by_name = {c.computed: c.holds for c in broken.checks}
@@ -197,3 +198,42 @@ def test_animation_captions_put_the_sum_first_and_wrap(monkeypatch):
                             render_gif._font(15), 280)
     assert len(lines) > 1 and lines[0].startswith("y(9,9) = 1.5")
     assert all(draw.textlength(line, font=render_gif._font(15)) <= 280 for line in lines)
+
+
+def test_the_transposed_convolution_panel_matches_torch():
+    """Step 8's PyTorch recipe, followed literally, gives conv2d_backward's dL/dx."""
+    torch = pytest.importorskip("torch", reason="torch is not installed (an optional oracle)")
+    for options in ({}, {"stride": 2}, {"padding": (1, 1, 1, 1), "stride": 2}):
+        walk = walkthrough(**options)
+        g, a = walk.geometry, walk.arrays
+        top, bottom, left, right = g.pad
+        op = tuple(int(v) for v in a["output_padding"])
+        words = walk.steps[7].paragraphs[2]
+        layer = torch.nn.ConvTranspose2d(1, 1, g.kernel_size, stride=g.stride,
+                                         padding=(top, left) if (top, left) == (bottom, right)
+                                         else 0, output_padding=op, bias=False).double()
+        assert f"output_padding={op}" in words
+        with torch.no_grad():
+            layer.weight.copy_(torch.tensor(a["w"]))
+            dx = layer(torch.tensor(a["dL/dy"])).numpy()
+        if (top, left) != (bottom, right):
+            assert f"keep rows {top}..{top + g.input_size[0] - 1}" in words
+            dx = dx[:, :, top: top + g.input_size[0], left: left + g.input_size[1]]
+        np.testing.assert_allclose(dx, a["dL/dx"], rtol=1e-12, atol=1e-12)
+    assert "(0, 1, 0, 1) (top, bottom, left, right): the forward padding's opposite side" in \
+        walkthrough().steps[7].paragraphs[1]
+
+
+def test_bias_and_matrix_panels():
+    walk = walkthrough()
+    bias, matrix = walk.steps[5], walk.steps[6]
+    assert "exactly the neuron of a dense layer" in bias.paragraphs[0]
+    assert f"= {walk.arrays['dL/db'][0]:g}." in bias.paragraphs[2]
+    assert walk.arrays["M"].shape == (16, 16) and matrix.grids
+    # each row of M holds the same four weights (weight sharing), each column the flipped kernel
+    rows = {tuple(sorted(r[r != 0])) for r in walk.arrays["M"] if np.count_nonzero(r) == 4}
+    assert rows == {(1.0, 2.0, 3.0, 4.0)}
+    big = walkthrough(np.ones((30, 30)))
+    assert not big.arrays["M"].size and not big.steps[6].grids
+    assert [c.applicable for c in big.checks if c.computed in ("M·x", "Mᵀ·dL/dy")] == [False,
+                                                                                      False]
