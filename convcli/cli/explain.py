@@ -62,6 +62,13 @@ def explain(
         help="Also write a .gif: the kernel sliding over the padded input, then p's "
         "footprint.")] = None,
     border: opt.BorderMode = opt.Border.zeros,
+    loss: Annotated[str, typer.Option(
+        help="Where dL/dy comes from: random (seeded integers, the default), sum (L = Σy: "
+        "1 everywhere) or mse (L = ½‖y − T‖²: y − T, with --target).")] = "random",
+    target: Annotated[Path | None, typer.Option(
+        help="T of --loss mse: an image or .npy of y's shape.")] = None,
+    grad_output: Annotated[Path | None, typer.Option(
+        help="dL/dy itself: a .npy of y's shape (1, O, OH, OW) or (OH, OW).")] = None,
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print every step's arrays, the checks and the geometry as one JSON "
         "object instead.")] = False,
@@ -71,7 +78,8 @@ def explain(
         opt.note_shadowed_preset(kernel)
     result = run_explain(image, kernel, pixel=parse_pixel(pixel), gray=gray,
                          max_pixels=max_pixels, seed=seed, export=export, animate=animate,
-                         padding_mode=border.value,
+                         padding_mode=border.value, loss=loss, target=target,
+                         grad_output=grad_output,
                          **opt.geometry(stride, padding, dilation))
     console = Console(record=export is not None, highlight=False,
                       file=io.StringIO() if json_output else None)

@@ -32,6 +32,7 @@ class Scene:
     groups: int
     pixel: tuple[int, int, int]
     padding_mode: str = "zeros"
+    upstream: str = "seeded random integers"       # where dL/dy comes from, in words
 
     @property
     def bordered(self) -> bool:
@@ -69,9 +70,10 @@ class Scene:
 
 
 def steps(arrays: dict[str, Any], geometry: Geometry, groups: int,
-          pixel: tuple[int, int, int], padding_mode: str = "zeros") -> list[Step]:
+          pixel: tuple[int, int, int], padding_mode: str = "zeros",
+          upstream: str = "seeded random integers") -> list[Step]:
     """The walkthrough's nine steps, in order."""
-    scene = Scene(arrays, geometry, groups, pixel, padding_mode)
+    scene = Scene(arrays, geometry, groups, pixel, padding_mode, upstream)
     return [setup_step(scene), im2col_step(scene), weight_step(scene), pixel_step(scene),
             input_step(scene), bias_step(scene), matrix_step(scene), col2im_step(scene),
             conclusion_step(scene)]
@@ -185,8 +187,8 @@ def weight_step(s: Scene) -> Step:
         f"with ({list_text(symbols)}) = ({list_text([fmt(v) for v in xs])}), row "
         f"y({row_i},{row_j}) of X_col. So ∂y/∂w = ({list_text(symbols)}) = xᵀ: each weight's "
         "derivative is the input it multiplied."),
-        "Every output adds its own xᵀ, weighted by dL/dy at that output (here seeded random "
-        "integers): dL/dw = Σ dL/dy(i,j) · xᵀ(i,j) = X_colᵀ · dL/dy, the transposed matrix "
+        f"Every output adds its own xᵀ, weighted by dL/dy at that output (here {s.upstream}): "
+        "dL/dw = Σ dL/dy(i,j) · xᵀ(i,j) = X_colᵀ · dL/dy, the transposed matrix "
         "times the vector" + (" (shown for output channel o0; the others are alike)"
                               if out_channels > 1 else "") + ".",
     ]

@@ -20,7 +20,8 @@ ARTICLE_PADDING = (1, 0, 1, 0)                         # at top and left: y keep
 
 def walkthrough(x: Any = None, w: Any = None, *, stride: Any = 1, padding: Any = None,
                 dilation: Any = 1, groups: int = 1, pixel: Any = None, seed: int = 0,
-                grad_output: Any = None, padding_mode: str = "zeros") -> Walkthrough:
+                grad_output: Any = None, padding_mode: str = "zeros", target: Any = None,
+                loss: str = "random") -> Walkthrough:
     """The article's argument on real numbers.
 
     x: (H, W), (C, H, W) or (1, C, H, W); default a 4×4 of seeded integers 1..5 (no zeros, so
@@ -29,6 +30,8 @@ def walkthrough(x: Any = None, w: Any = None, *, stride: Any = 1, padding: Any =
     pixel: (i, j) or (c, i, j) of p in x; default (0, 0, 0). grad_output: dL/dy (1, O, OH, OW);
     default seeded random integers in ±1..3 (never all ones: that hides bugs).
     padding_mode: what the padded cells hold ("zeros" or a border mode of borders.py).
+    target: T of L = ½‖y − T‖², so dL/dy = y − T (y's shape; instead of grad_output).
+    loss: "sum" makes dL/dy 1 everywhere (L = Σy) instead of the seeded integers.
     """
     rng = np.random.default_rng(seed)
     w = np.asarray(ARTICLE_KERNEL if w is None else w, dtype=float)
@@ -49,14 +52,25 @@ def walkthrough(x: Any = None, w: Any = None, *, stride: Any = 1, padding: Any =
                        dilation=dilation)
     borders.check_mode(padding_mode, geometry.input_size, geometry.pad)
     y = conv2d(x, w, groups=groups, **geometry.options())          # validates shapes too
-    if grad_output is None:
+    upstream = "seeded random integers"
+    if target is not None and grad_output is not None:
+        raise InputError("give dL/dy (--grad-output) or T (--loss mse --target), not both")
+    if target is not None:
+        grad_output = y - _as_y(target, y.shape, "--target")
+        upstream = "y − T, for the loss L = ½‖y − T‖²"
+    elif grad_output is None and loss == "sum":
+        grad_output = np.ones(y.shape)
+        upstream = "1 everywhere, for the loss L = Σy"
+    elif grad_output is None:
         grad_output = rng.choice([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0], size=y.shape)
-    grad_output = np.asarray(grad_output, dtype=float).reshape(y.shape)
+    else:
+        grad_output = _as_y(grad_output, y.shape, "--grad-output")
+        upstream = "the given dL/dy"
     p = _pixel(pixel, x.shape)
     arrays = compute(x, w, grad_output, geometry, groups, p, padding_mode)
     checks = verify(arrays)
     _not_applicable(checks, arrays, geometry, groups, p, padding_mode)
-    walk_steps = steps(arrays, geometry, groups, p, padding_mode)
+    walk_steps = steps(arrays, geometry, groups, p, padding_mode, upstream)
     for (index, *_), check in zip(CLAIMS, checks):
         walk_steps[index].checks.append(check)
     walk_steps[-1].checks = list(checks)
@@ -78,6 +92,17 @@ def _not_applicable(checks: list[Check], arrays: dict[str, np.ndarray], geometry
             check.not_applicable("w is the same turned 180°, so here x * w is y")
         if computed in ("M·x", "Mᵀ·dL/dy") and not arrays["M"].size:
             check.not_applicable("M is built for small cases only")
+
+
+def _as_y(array: Any, y_shape: tuple[int, ...], option: str) -> np.ndarray:
+    """An array of y's shape (N, O, OH, OW), given with or without its leading 1s."""
+    array = np.asarray(array, dtype=float)
+    if array.size != int(np.prod(y_shape)) or array.shape[-2:] != tuple(y_shape[-2:]):
+        raise InputError(f"{option} has shape {array.shape} but y has shape {tuple(y_shape)}: "
+                         "give an array of y's shape")
+    if not np.isfinite(array).all():
+        raise InputError(f"{option} holds NaN or inf; a walkthrough needs finite numbers")
+    return array.reshape(y_shape)
 
 
 def _pixel(pixel: Any, x_shape: tuple[int, ...]) -> tuple[int, int, int]:

@@ -237,3 +237,38 @@ def test_bias_and_matrix_panels():
     assert not big.arrays["M"].size and not big.steps[6].grids
     assert [c.applicable for c in big.checks if c.computed in ("M·x", "Mᵀ·dL/dy")] == [False,
                                                                                       False]
+
+
+def test_the_loss_gives_dL_dy(tmp_path):
+    """--loss sum, --loss mse --target and --grad-output: dL/dy is what they say, the text
+    says where it came from, every check still passes."""
+    target = tmp_path / "t.npy"
+    np.save(target, np.full((4, 4), 2.0))
+    data = json.loads(run("--loss", "mse", "--target", target, "--json").stdout)
+    y, dy = np.array(data["arrays"]["y"]), np.array(data["arrays"]["dL/dy"])
+    np.testing.assert_array_equal(dy, y - 2.0)
+    assert "y − T, for the loss L = ½‖y − T‖²" in " ".join(data["steps"][2]["text"])
+    assert all(c["ok"] for c in data["checks"])
+    data = json.loads(run("--loss", "sum", "--json").stdout)
+    assert np.all(np.array(data["arrays"]["dL/dy"]) == 1.0)
+    assert "1 everywhere, for the loss L = Σy" in " ".join(data["steps"][2]["text"])
+    given = tmp_path / "g.npy"
+    g = np.arange(16.0).reshape(4, 4) - 7
+    np.save(given, g)
+    data = json.loads(run("--grad-output", given, "--json").stdout)
+    np.testing.assert_array_equal(np.array(data["arrays"]["dL/dy"])[0, 0], g)
+    np.testing.assert_array_equal(np.array(data["arrays"]["dL/db"]), [g.sum()])
+
+
+def test_loss_mistakes_are_one_line(tmp_path):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.ones((3, 3)))
+    for args, message in ((["--loss", "mse"], "--loss mse needs --target"),
+                          (["--target", bad], "--target goes with --loss mse"),
+                          (["--grad-output", bad], "--grad-output has shape (3, 3) but y has "
+                                                   "shape (1, 1, 4, 4)"),
+                          (["--grad-output", bad, "--loss", "sum"], "cannot go with --loss"),
+                          (["--loss", "l1"], "--loss must be random, sum or mse")):
+        result = run(*args, expect=2)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0], result.output
