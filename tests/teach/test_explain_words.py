@@ -265,8 +265,8 @@ def test_loss_mistakes_are_one_line(tmp_path):
     np.save(bad, np.ones((3, 3)))
     for args, message in ((["--loss", "mse"], "--loss mse needs --target"),
                           (["--target", bad], "--target goes with --loss mse"),
-                          (["--grad-output", bad], "--grad-output has shape (3, 3) but y has "
-                                                   "shape (1, 1, 4, 4)"),
+                          (["--grad-output", bad], ("--grad-output has shape (3, 3) but y has "
+                                                   "shape (1, 1, 4, 4)")),
                           (["--grad-output", bad, "--loss", "sum"], "cannot go with --loss"),
                           (["--loss", "l1"], "--loss must be random, sum or mse")):
         result = run(*args, expect=2)
