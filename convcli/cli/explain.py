@@ -59,8 +59,8 @@ def explain(
         help="Also write the walkthrough as .svg, .txt, or .html: an interactive page (step "
         "through the windows, hover a pixel to see its footprint; no network needed).")] = None,
     animate: Annotated[Path | None, typer.Option(
-        help="Also write a .gif: the kernel sliding over the padded input, then p's "
-        "footprint.")] = None,
+        help="Also write a .gif: the kernel sliding over the padded input, p's footprint, "
+        "then the flipped kernel sliding over the padded dL/dy.")] = None,
     border: opt.BorderMode = opt.Border.zeros,
     loss: Annotated[str, typer.Option(
         help="Where dL/dy comes from: random (seeded integers, the default), sum (L = Σy: "

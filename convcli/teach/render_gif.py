@@ -57,10 +57,116 @@ def output_window(walk: Walkthrough) -> tuple[range, range]:
 
 
 def frames(walk: Walkthrough) -> list[Image.Image]:
-    """len(rows)·len(cols) sliding frames (output_window) and one footprint frame."""
+    """The forward pass: len(rows)·len(cols) sliding frames (output_window); p's footprint;
+    then the backward pass: the flipped kernel sliding over the padded dL/dy, filling
+    dL/d(padded x) around p (at most MAX_OUTPUTS × MAX_OUTPUTS positions)."""
     rows, cols = output_window(walk)
-    return [_slide_frame(walk, rows, cols, i, j) for i in rows for j in cols] + [
-        _footprint_frame(walk, rows, cols)]
+    forward = [_slide_frame(walk, rows, cols, i, j) for i in rows for j in cols]
+    footprint = _footprint_frame(walk, rows, cols)
+    back_rows, back_cols = backward_window(walk)
+    backward = [_backward_frame(walk, back_rows, back_cols, r, q)
+                for r in back_rows for q in back_cols]
+    return [*forward, footprint, *backward]
+
+
+def backward_window(walk: Walkthrough) -> tuple[range, range]:
+    """The positions of dL/d(padded x) drawn: MAX_OUTPUTS around p on each axis."""
+    g = walk.geometry
+    top, _, left, _ = g.pad
+    spans = []
+    for size, focus in zip(g.padded_size, (walk.pixel[1] + top, walk.pixel[2] + left),
+                           strict=True):
+        limit = min(size, MAX_OUTPUTS)
+        start = min(max(0, focus - limit // 2), size - limit)
+        spans.append(range(start, start + limit))
+    return spans[0], spans[1]
+
+
+def _backward_frame(walk, rows, cols, r0, q0):
+    """dL/d(padded x) at (r0, q0) = the flipped kernel over the padded, dilated dL/dy there."""
+    a, g = walk.arrays, walk.geometry
+    channel = walk.pixel[0]
+    out_channel = _first_out(walk)
+    group_out = a["w"].shape[0] // walk.groups
+    kh, kw = g.kernel_size
+    dh, dw = g.dilation
+    span_h, span_w = g.dilated_kernel_size
+    names = tap_names(kh, kw)
+    span_h0, span_w0 = g.dilated_kernel_size
+    hp, wp = g.padded_size
+    # the padded dL/dy reaches the rows windows use; beyond them (a stride's leftovers) zeros
+    grad = np.zeros((hp + span_h0 - 1, wp + span_w0 - 1))
+    given = a["dL/dy_padded"][0, out_channel]
+    grad[: given.shape[0], : given.shape[1]] = given
+    result = a["dL/dx_padded"][0, channel]
+    in_rows = range(rows[0], rows[-1] + span_h)
+    in_cols = range(cols[0], cols[-1] + span_w)
+    step = CELL if np.all(grad == np.round(grad)) and np.all(result == np.round(result)) else 60
+    font, small, big = _font(15), _font(11), _font(17)
+    grid_h = max(len(in_rows), len(rows)) * step
+    input_xy, output_xy = (MARGIN, MARGIN + 26), (MARGIN * 3 + len(in_cols) * step, MARGIN + 26)
+    width = max(output_xy[0] + len(cols) * step + MARGIN, 640)
+    text_y = MARGIN + 26 + grid_h + 16
+    image = Image.new("RGB", (width, text_y + 24 * TEXT_LINES + 10), PAPER)
+    draw = ImageDraw.Draw(image)
+    draw.text((MARGIN, 8), "backward: dL/dx = dL/dy ⋆ w_flipped (full, the kernel turned 180°)",
+              font=big, fill=INK)
+    many = a["y"].shape[1] > 1
+    draw.text((input_xy[0], input_xy[1] - 18), "dL/dy, padded" + (f" [o={out_channel}]"
+              if many else ""), font=small, fill=GREY)
+    draw.text((output_xy[0], output_xy[1] - 18), "dL/d(padded x)" + (f" [c={channel}]"
+              if a["x"].shape[1] > 1 else ""), font=small, fill=GREY)
+
+    def cell(origin, r, c):
+        x, y = origin[0] + c * step, origin[1] + r * step
+        return (x, y, x + step, y + step)
+
+    inserted = np.ones(grad.shape, bool)             # the padding and the stride's zeros
+    (oh, ow), (sh, sw) = g.output_size, g.stride
+    inserted[span_h - 1: span_h - 1 + (oh - 1) * sh + 1: sh,
+             span_w - 1: span_w - 1 + (ow - 1) * sw + 1: sw] = False
+    for r, pr in enumerate(in_rows):
+        for c, pc in enumerate(in_cols):
+            box = cell(input_xy, r, c)
+            draw.rectangle(box, fill=PAD if inserted[pr, pc] else PAPER, outline=GREY)
+            _centre(draw, box, "·" if inserted[pr, pc] else fmt(grad[pr, pc]), font,
+                    GREY if inserted[pr, pc] else INK)
+    terms = []
+    for fi in range(kh):
+        for fj in range(kw):
+            pr, pc = r0 + fi * dh, q0 + fj * dw
+            box = cell(input_xy, pr - in_rows[0], pc - in_cols[0])
+            draw.rectangle(box, outline=TOUCH, width=3)
+            weight = a["w_flipped"][channel, out_channel % group_out, fi, fj]
+            draw.text((box[0] + 3, box[1] + 1), names[(kh - 1 - fi) * kw + (kw - 1 - fj)],
+                      font=small, fill=TOUCH)
+            terms.append(f"{fmt(grad[pr, pc], True)}·{fmt(weight, True)}")
+    for r, pr in enumerate(rows):
+        for c, pc in enumerate(cols):
+            box = cell(output_xy, r, c)
+            done = (pr, pc) <= (r0, q0)
+            draw.rectangle(box, fill=DONE if done else PAPER, outline=GREY)
+            if done:
+                _centre(draw, box, fmt(result[pr, pc]), font, INK)
+            if (pr, pc) == (r0, q0):
+                draw.rectangle(box, outline=TOUCH, width=3)
+    top, _, left, _ = g.pad
+    height, wide = g.input_size
+    where = (f"dL/dx({r0 - top},{q0 - left})" if top <= r0 < top + height
+             and left <= q0 < left + wide else f"dL/d(padding {r0},{q0})")
+    shown = terms if len(terms) <= 9 else terms[:8] + [f"… ({len(terms)} terms)"]
+    summed = (f", summed over the output channels; o={out_channel}: " if many else " = ")
+    line = f"{where} = {fmt(result[r0, q0])}{summed}{' + '.join(shown)}"
+    _lines(draw, _Captions(text_y, image.size), [line, ("the same kernel, turned 180°, slides "
+                                                 "over dL/dy: backward is a convolution too")])
+    return image
+
+
+class _Captions:
+    """Where _lines writes: the frame's text row and size."""
+
+    def __init__(self, text_y, size):
+        self.text_y, self.size, self.font = text_y, size, _font(15)
 
 
 def save_gif(images: list[Image.Image], file) -> None:

@@ -243,10 +243,10 @@ def test_gif_has_one_frame_per_output_pixel_and_the_footprint(tmp_path):
     path = tmp_path / "walk.gif"
     run("--animate", path)
     with Image.open(path) as gif:
-        assert gif.n_frames == 4 * 4 + 1
+        assert gif.n_frames == 4 * 4 + 1 + 5 * 5             # forward, footprint, backward
     walk = walkthrough(np.arange(100.0).reshape(10, 10), stride=2, pixel=(9, 9))
-    assert len(frames(walk)) == 5 * 5 + 1                        # 5×5 outputs, all shown
-    assert len(frames(walkthrough(np.ones((30, 30))))) == 6 * 6 + 1   # cropped to 6×6
+    assert len(frames(walk)) == 5 * 5 + 1 + 6 * 6                # 5×5 outputs, all shown
+    assert len(frames(walkthrough(np.ones((30, 30))))) == 6 * 6 + 1 + 6 * 6   # cropped
 
 
 @pytest.mark.slow

@@ -191,7 +191,9 @@ def test_animation_captions_put_the_sum_first_and_wrap(monkeypatch):
     render_gif.frames(walk)
     first = captured[0][0]
     assert first.startswith(f"y(0,0) = {render_gif.fmt(walk.arrays['y'][0, 0, 0, 0])} = ")
-    assert captured[-1][0].startswith("p = ") and "touches" in captured[-1][0]
+    rows, cols = render_gif.output_window(walk)
+    footprint = captured[len(rows) * len(cols)][0]            # after the forward frames
+    assert footprint.startswith("p = ") and "touches" in footprint
     image = render_gif.Image.new("RGB", (300, 50))
     draw = render_gif.ImageDraw.Draw(image)
     lines = render_gif.wrap(draw, "y(9,9) = 1.5 = " + " + ".join(["0.831·(−1)"] * 9),
@@ -272,3 +274,25 @@ def test_loss_mistakes_are_one_line(tmp_path):
         result = run(*args, expect=2)
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and message in lines[0], result.output
+
+
+def test_the_backward_animation_slides_the_flipped_kernel_over_dL_dy(monkeypatch):
+    from convcli.teach import render_gif
+
+    captured = []
+    monkeypatch.setattr(render_gif, "_lines", lambda draw, layout, texts: captured.append(texts))
+    walk = walkthrough(stride=2, pixel=(1, 1))
+    images = render_gif.frames(walk)
+    rows, cols = render_gif.backward_window(walk)
+    backward = captured[-len(rows) * len(cols):]
+    assert len(images) == 4 + 1 + len(rows) * len(cols)
+    top, _, left, _ = walk.geometry.pad
+    padded = walk.arrays["dL/dx_padded"][0, 0]
+    for (r, q), texts in zip([(r, q) for r in rows for q in cols], backward, strict=True):
+        name = (f"dL/dx({r - top},{q - left})" if r >= top and q >= left
+                else f"dL/d(padding {r},{q})")
+        assert texts[0].startswith(f"{name} = {render_gif.fmt(padded[r, q])} = ")
+        terms = texts[0].split(" = ", 2)[2].split(" + ")
+        total = sum(float(t.split("·")[0].strip("()").replace("−", "-"))
+                    * float(t.split("·")[1].strip("()").replace("−", "-")) for t in terms)
+        assert total == padded[r, q]                          # the terms add up to the value
