@@ -14,8 +14,10 @@ from rich.console import Console
 from .. import outputs
 from ..errors import InputError
 from ..teach import exports, page, render_gif
-from ..teach.render_rich import render
+from ..teach import quiz as quizzes
+from ..teach.render_rich import render, step_panel
 from ..teach.run import ExplainResult, run_explain
+from ..teach.text import fmt
 from . import options as opt
 from .errors import handle_errors
 
@@ -69,11 +71,38 @@ def explain(
         help="T of --loss mse: an image or .npy of y's shape.")] = None,
     grad_output: Annotated[Path | None, typer.Option(
         help="dL/dy itself: a .npy of y's shape (1, O, OH, OW) or (OH, OW).")] = None,
+    quiz: Annotated[int | None, typer.Option(
+        help="Exercise mode: a worksheet of N questions (values of y, dL/dw, dL/db, dL/dx to "
+        "work out by hand) instead of the walkthrough; the answers go to --key.",
+        show_default=False)] = None,
+    student: Annotated[str, typer.Option(
+        help="Whose worksheet: the questions are drawn from the name, so each student gets "
+        "their own.")] = "student",
+    key: Annotated[Path | None, typer.Option(
+        help="The answer key (JSON): written by --quiz, read by --grade.",
+        show_default=False)] = None,
+    grade: Annotated[Path | None, typer.Option(
+        help="Mark a student's answers (JSON: {\"1\": 20, ...}) against --key; exit 0 when "
+        "all are right, 1 otherwise.", show_default=False)] = None,
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print every step's arrays, the checks and the geometry as one JSON "
         "object instead.")] = False,
 ) -> None:
     """Walk through the forward and backward passes of a convolution (see HELP)."""
+    if grade is not None:
+        _grade(grade, key, json_output)
+        return
+    if quiz is not None:
+        if key is None:
+            raise InputError("--quiz writes its answers to --key KEY.json: add --key")
+        if not 1 <= quiz <= 20:
+            raise InputError(f"--quiz must be 1 to 20 questions, got {quiz}")
+        if json_output or animate is not None:
+            raise InputError("--json and --animate show every answer: they do not go with "
+                             "--quiz")
+        outputs.check_output(key, [image, kernel, export], option="--key", fmt="json")
+    elif key is not None:
+        raise InputError("--key goes with --quiz (to write it) or --grade (to read it)")
     if not json_output:
         opt.note_shadowed_preset(kernel)
     result = run_explain(image, kernel, pixel=parse_pixel(pixel), gray=gray,
@@ -85,6 +114,16 @@ def explain(
                       file=io.StringIO() if json_output else None)
     for note in result.notes:
         console.print(f"note: {note}", markup=False)
+    if quiz is not None:
+        assert key is not None
+        sheet = quizzes.make_quiz(result.walk, quiz, student)
+        for part in quizzes.worksheet(result.walk, sheet):
+            console.print(step_panel(part, console.width))
+        key_text = json.dumps(sheet.key(result.walk), indent=2) + "\n"
+        outputs.write_all([(key, outputs.text_writer(key_text))])
+        write_files(result, console)
+        console.print(f"answer key: {key}", markup=False)
+        return
     interactive = step and sys.stdin.isatty() and console.is_terminal and not json_output
     render(result.walk, console, pause=(lambda: input("Enter: next step ")) if interactive
            else None)
@@ -92,6 +131,28 @@ def explain(
     if json_output:
         typer.echo(json.dumps({"notes": result.notes, **result.walk.to_json()}, indent=2))
     if not all(check.ok for check in result.walk.checks):
+        raise typer.Exit(1)
+
+
+def _grade(answers: Path, key: Path | None, json_output: bool) -> None:
+    """Mark a student's answers against the key: a table (or JSON), exit 1 unless all right."""
+    if key is None:
+        raise InputError("--grade needs the answer key: add --key KEY.json")
+    marks = quizzes.grade(quizzes.load_json(key, "the answer key"),
+                          quizzes.load_json(answers, "the answers"))
+    right = sum(mark.right for mark in marks)
+    if json_output:
+        typer.echo(json.dumps({"right": right, "questions": len(marks), "marks": [
+            {"number": m.number, "label": m.label, "given": m.given, "answer": m.answer,
+             "right": m.right} for m in marks]}, indent=2))
+    else:
+        console = Console(highlight=False)
+        for m in marks:
+            given = "no answer" if m.given is None else fmt(m.given)
+            verdict = "✓" if m.right else f"✗ (the answer is {fmt(m.answer)})"
+            console.print(f"{m.number}. {m.label} = {given}  {verdict}", markup=False)
+        console.print(f"{right} of {len(marks)} right", markup=False)
+    if right < len(marks):
         raise typer.Exit(1)
 
 
