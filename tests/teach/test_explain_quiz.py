@@ -3,7 +3,6 @@ answer key equal to the core's numbers, and the marking of a student's answers."
 
 import json
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
