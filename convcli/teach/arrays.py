@@ -80,7 +80,8 @@ def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
                                             stride=stride, dilation=dilation),
                                      geometry.pad, padding_mode, (height, width))
 
-    extra = {**bias_arrays(x_padded, w, grad_output, geometry, groups, inside, grad_b),
+    extra = {**batch_arrays(x, w, grad_output, geometry, groups, padding_mode),
+             **bias_arrays(x_padded, w, grad_output, geometry, groups, inside, grad_b),
              **matrix_arrays(x, w, grad_output, geometry, groups, padding_mode),
              **col2im_arrays(grad_cols, x, w, grad_output, geometry, groups, padding_mode)}
     return {
@@ -146,6 +147,43 @@ def nudged(x_padded, w, grad_output, geometry, groups, output):
 
 
 MAX_MATRIX = 400          # M is built when both its sides are at most this long
+
+
+def batch_arrays(x, w, grad_output, geometry, groups, padding_mode):
+    """A batch of two (x, and x turned 180° with its own dL/dy): dL/dw by nudging each weight,
+    summed over both items, and dL/dx[n, c] = Σ_o dL/dy[n, o] * w[o, c] written out per
+    (n, o, c) as true convolutions; and the core's answers for the same batch."""
+    second = x[..., ::-1, ::-1].copy()
+    batch = np.concatenate([x, second])
+    grads = np.concatenate([grad_output, grad_output[..., ::-1, ::-1] * -1.0 + 1.0])
+    options = {"stride": geometry.stride, "padding": geometry.pad,
+               "dilation": geometry.dilation, "padding_mode": padding_mode}
+    core_dx, core_dw, core_db = conv2d_backward(grads, batch, w, groups=groups, **options)
+    out_channels, group_channels, kh, kw = w.shape
+    group_out = out_channels // groups
+    grad_w = np.zeros(w.shape)
+    grad_x_padded = np.zeros((2, x.shape[1]) + geometry.padded_size)
+    used_h, used_w = geometry.used_size
+    for n in range(2):
+        item = pad_input(batch[n : n + 1], geometry, padding_mode)
+        grad_w += nudged(item, w, grads[n : n + 1], geometry, groups, (0, 0, 0))[1]
+        dilated = dilate(grads[n : n + 1], geometry.stride)
+        for o in range(out_channels):
+            for c in range(group_channels):
+                channel = (o // group_out) * group_channels + c
+                one = np.zeros((1, 1, kh, kw))
+                one[0, 0] = w[o, c]
+                grad_x_padded[n, channel, :used_h, :used_w] += true_convolution_full(
+                    dilated[:, o : o + 1], one, geometry, 1)[0, 0]
+    top, _, left, _ = geometry.pad
+    height, width = geometry.input_size
+    if padding_mode == "zeros":
+        grad_x = grad_x_padded[:, :, top : top + height, left : left + width]
+    else:
+        grad_x = borders.fold(grad_x_padded, geometry.pad, padding_mode, (height, width))
+    return {"batch dL/dw_nudged": grad_w, "batch dL/dw": core_dw,
+            "batch dL/dx_sums": grad_x, "batch dL/dx": core_dx,
+            "batch dL/db_sums": grads.sum(axis=(0, 2, 3)), "batch dL/db": core_db}
 
 
 def bias_arrays(x_padded, w, grad_output, geometry, groups, inside, grad_b):

@@ -40,6 +40,12 @@ CLAIMS: tuple[tuple[Any, ...], ...] = (
      "dL/dx_scattered", "dL/dx"),
     (7, "the transposed convolution of dL/dy (conv_transpose2d) is dL/dx", "dL/dx_transposed",
      "dL/dx"),
+    (8, "a batch of two: dL/dw by nudging each weight, summed over n, is conv2d_backward's",
+     "batch dL/dw_nudged", "batch dL/dw"),
+    (8, "a batch of two: Σ_o dL/dy[n, o] * w[o, c], written out per (n, o, c), is dL/dx",
+     "batch dL/dx_sums", "batch dL/dx"),
+    (8, "a batch of two: dL/db[o] = Σ_n Σ_ij dL/dy[n, o, i, j] is conv2d_backward's",
+     "batch dL/db_sums", "batch dL/db"),
 )
 
 

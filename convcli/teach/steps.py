@@ -1,4 +1,4 @@
-"""The nine steps of the walkthrough, one function each: their text and their grids, from the
+"""The ten steps of the walkthrough, one function each: their text and their grids, from the
 arrays of arrays.compute. Nothing is computed here but what the text and grids show."""
 
 from __future__ import annotations
@@ -72,11 +72,11 @@ class Scene:
 def steps(arrays: dict[str, Any], geometry: Geometry, groups: int,
           pixel: tuple[int, int, int], padding_mode: str = "zeros",
           upstream: str = "seeded random integers") -> list[Step]:
-    """The walkthrough's nine steps, in order."""
+    """The walkthrough's ten steps, in order."""
     scene = Scene(arrays, geometry, groups, pixel, padding_mode, upstream)
     return [setup_step(scene), im2col_step(scene), weight_step(scene), pixel_step(scene),
             input_step(scene), bias_step(scene), matrix_step(scene), col2im_step(scene),
-            conclusion_step(scene)]
+            batch_step(scene), conclusion_step(scene)]
 
 
 def setup_step(s: Scene) -> Step:
@@ -481,9 +481,34 @@ def col2im_step(s: Scene) -> Step:
     return Step("8. col2im, and dL/dx as a transposed convolution", text, grids)
 
 
+def batch_step(s: Scene) -> Step:
+    """9. Channels and the batch: every formula sums over the indices it does not keep."""
+    a = s.a
+    out_channels, group_channels, _, _ = a["w"].shape
+    channels = a["x"].shape[1]
+    group_out = out_channels // s.groups
+    terms = [f"dL/dy[n, {o}] * w[{o}, {c}]" for o in range(out_channels)
+             for c in range(group_channels) if (o // group_out) * group_channels + c == 0]
+    text = [
+        ("With channels and a batch every formula is a sum over the indices it does not keep "
+         "(n the image of the batch, o the output channel, c the input channel"
+         + (f" within its group of {group_channels}" if s.groups > 1 else "") + "):"),
+        "y[n, o] = Σ_c x[n, c] ⋆ w[o, c] + b[o]: each output channel adds up its input channels.",
+        ("dL/dw[o, c] = Σ_n dL/dy[n, o] ⋆ x[n, c] (the xᵀ product of every image, summed over "
+         "the batch) and dL/db[o] = Σ_n Σ_(i,j) dL/dy[n, o, i, j]: one w is shared by every "
+         "image, so every image adds to its gradient."),
+        ("dL/dx[n, c] = Σ_o dL/dy[n, o] * w[o, c], a true convolution per output channel, "
+         f"summed over the output channels: here dL/dx[n, 0] = {' + '.join(terms)}. Each "
+         "image's dL/dx is its own: nothing is summed over n."),
+        (f"Checked on a batch of two (x of {channels} channel(s), and x turned 180° with its "
+         "own dL/dy), against conv2d_backward called on the whole batch."),
+    ]
+    return Step("9. Channels and the batch: sums over (n, o, c)", text)
+
+
 def conclusion_step(s: Scene) -> Step:
     """6. Forward is a convolution; backward is a convolution with the flipped kernel."""
-    return Step("9. Conclusion", [
+    return Step("10. Conclusion", [
         ("Forward is deep learning's convolution, a cross-correlation: y = x ⋆ w, or with "
         "im2col one matrix product Y = X_col · W. The weight gradient is the xᵀ product: dL/dw = X_colᵀ · dL/dy."),
         "Backward is also a convolution, with the flipped kernel: dL/dx = dL/dy ⋆ w_flipped, "

@@ -1,4 +1,4 @@
-"""walkthrough(): the article's argument on real numbers, as a Walkthrough of nine checked steps."""
+"""walkthrough(): the article's argument on real numbers, as a Walkthrough of ten checked steps."""
 
 from __future__ import annotations
 

@@ -128,7 +128,7 @@ def test_article_default_says_p_times_the_flipped_kernel():
     text = prose(text_of(walkthrough()))
     assert "p·d, p·c, p·b, p·a: p times [[d, c], [b, a]], the flipped kernel" in text
     assert "padding (top, bottom, left, right) = (1, 0, 1, 0)" in text
-    assert "17 of 17 checks pass" in text and "✗" not in text
+    assert "20 of 20 checks pass" in text and "✗" not in text
 
 
 @pytest.mark.parametrize("index", range(len(CLAIMS)), ids=[c[2] for c in CLAIMS])
@@ -165,12 +165,12 @@ def test_a_failed_check_is_shown_and_exits_1(monkeypatch):
     monkeypatch.setattr(explain_arrays, "flip_kernel", lambda w, groups=1: flip_kernel(w, groups)[
         ..., ::-1, ::-1].copy())
     output = run(expect=1).stdout
-    assert "✗ ∂y/∂p is the flipped kernel" in output and "14 of 17 checks pass" in output
+    assert "✗ ∂y/∂p is the flipped kernel" in output and "17 of 20 checks pass" in output
 
 
 def test_stride_2_walkthrough_dilates_dy_and_passes():
     output = prose(run("--stride", 2, "--pixel", "1,1").stdout)
-    assert "17 of 17 checks pass" in output and "✗" not in output
+    assert "20 of 20 checks pass" in output and "✗" not in output
     assert "dilate dL/dy" in output and "dL/dy, dilated and padded" in output
     walk = walkthrough(stride=2)
     assert walk.arrays["dL/dy_dilated"].shape == (1, 1, 3, 3)   # 2×2 with a zero between
@@ -181,7 +181,7 @@ def test_stride_2_walkthrough_dilates_dy_and_passes():
 def test_three_channel_walkthrough_swaps_channels_and_passes(three_channels):
     image, kernel = three_channels
     output = prose(run("--image", image, "--kernel", kernel, "--pixel", "2,4,5").stdout)
-    assert "17 of 17 checks pass" in output and "✗" not in output
+    assert "20 of 20 checks pass" in output and "✗" not in output
     assert "the flip also swaps them" in output and "(3, 2, 2, 2)" in output
 
 
@@ -229,7 +229,7 @@ def test_exports(suffix, tmp_path):
     elif suffix == "html":
         assert document.lstrip().lower().startswith("<!doctype html") and "</html>" in document
     else:
-        assert "\x1b" not in document and "17 of 17 checks pass" in document
+        assert "\x1b" not in document and "20 of 20 checks pass" in document
 
 
 def test_export_with_json_still_writes_the_walkthrough(tmp_path):
@@ -253,8 +253,8 @@ def test_gif_has_one_frame_per_output_pixel_and_the_footprint(tmp_path):
 def test_step_pauses_only_on_a_terminal():
     pauses = []
     render(walkthrough(), Console(file=io.StringIO()), pause=lambda: pauses.append(1))
-    assert len(pauses) == 8                                       # after every step but the last
-    assert "17 of 17" in run("--step").stdout                       # piped: no pause, no input
+    assert len(pauses) == 9                                       # after every step but the last
+    assert "20 of 20" in run("--step").stdout                       # piped: no pause, no input
 
 
 @pytest.mark.parametrize("args, message", [

@@ -50,11 +50,11 @@ def test_a_notebook_shows_the_walkthrough_and_one_step():
     walk = walkthrough(stride=2, pixel=(1, 1))
     page = walk._repr_html_()
     assert page.startswith('<div class="convcli-walk">') and len(embedded_fonts(page)) == 2
-    assert "1. Setup" in page and "9. Conclusion" in page and "17 of 17 checks pass" in page
+    assert "1. Setup" in page and "10. Conclusion" in page and "20 of 20 checks pass" in page
     step = walk.step(3)
     html = step._repr_html_()
     assert "4. dL/dx for one pixel" in html and "5. dL/dx for all" not in html
-    assert "1. Setup" in str(walk.step(0)) and "9. Conclusion" not in str(walk.step(0))
+    assert "1. Setup" in str(walk.step(0)) and "10. Conclusion" not in str(walk.step(0))
     assert repr(step) == "<step 3: 4. dL/dx for one pixel: p times the flipped kernel>"
-    with pytest.raises(IndexError, match="steps 0..8"):
-        walk.step(9)
+    with pytest.raises(IndexError, match="steps 0..9"):
+        walk.step(10)

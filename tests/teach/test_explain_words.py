@@ -38,7 +38,7 @@ def test_a_pixel_no_window_reaches_says_so():
     for wrong in ("0 window(s)", "these are :", "= 0 = 0"):
         assert wrong not in words
     assert words.count("– ") >= 2 and "not applicable: no window's tap lands on p" in words
-    assert "15 of 15 checks pass (2 not applicable)" in words
+    assert "18 of 18 checks pass (2 not applicable)" in words
     step4 = [c for c in walk.steps[3].checks]
     assert [c.applicable for c in step4] == [False, False] and all(c.ok for c in step4)
     data = json.loads(run("--stride", 2, "--pixel", "3,3", "--json").stdout)
@@ -296,3 +296,20 @@ def test_the_backward_animation_slides_the_flipped_kernel_over_dL_dy(monkeypatch
         total = sum(float(t.split("·")[0].strip("()").replace("−", "-"))
                     * float(t.split("·")[1].strip("()").replace("−", "-")) for t in terms)
         assert total == padded[r, q]                          # the terms add up to the value
+
+
+def test_the_batch_panel_writes_its_sums_with_indices():
+    x = (np.arange(50.0).reshape(2, 5, 5) % 7) + 1
+    w = np.arange(24.0).reshape(3, 2, 2, 2) - 9
+    walk = walkthrough(x, w)
+    words = " ".join(walk.steps[8].paragraphs)
+    assert "dL/dw[o, c] = Σ_n dL/dy[n, o] ⋆ x[n, c]" in words
+    assert "dL/dx[n, 0] = dL/dy[n, 0] * w[0, 0] + dL/dy[n, 1] * w[1, 0] + dL/dy[n, 2] * w[2, 0]" \
+        in words
+    batch = {c.computed: c for c in walk.checks if c.computed.startswith("batch")}
+    assert len(batch) == 3 and all(c.holds for c in batch.values())
+    # the batch's dL/dw really is the sum of the two images' own
+    a = walk.arrays
+    second = conv2d_backward(a["dL/dy"][..., ::-1, ::-1] * -1.0 + 1.0, x[None, :, ::-1, ::-1],
+                             w, padding=(1, 0, 1, 0))[1]
+    np.testing.assert_allclose(a["batch dL/dw"], a["dL/dw"] + second, rtol=1e-12)
