@@ -8,10 +8,10 @@ from .. import borders
 from ..columns import col2im, im2col, pad_input
 from ..conv import conv2d, conv2d_backward, dilate, flip_kernel
 from ..transposed import conv_transpose2d
-from .grids import inside_row
+from .grids import article_row
 
 
-def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
+def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros", anchor=None
             ) -> dict[str, np.ndarray]:
     """Every array of the walkthrough, each claim computed by two routes. Shapes as the module
     docstring; the pixel's arrays ("dy/dp", "footprint") have y's shape (1, O, OH, OW).
@@ -45,7 +45,7 @@ def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros"
     for at in copies_of(pixel, geometry, padding_mode):
         one_hot[0, c, at[0], at[1]] = 1.0
     dy_dp = slide(one_hot, w, geometry, groups)                       # (1, O, OH, OW)
-    inside = inside_row(x_padded[0], _pad_mask(geometry), geometry)
+    inside = article_row(x_padded[0], _pad_mask(geometry), geometry, anchor)
     dy_dw, grad_w_nudged, window = nudged(x_padded, w, grad_output, geometry, groups,
                                           (0, *divmod(inside, ow)))
     w_flipped = flip_kernel(w, groups)                              # (C, O/groups, KH, KW)

@@ -21,6 +21,20 @@ def inside_row(x_padded, pad_mask, geometry) -> int:
     return 0
 
 
+def article_row(x_padded, pad_mask, geometry, anchor=None) -> int:
+    """The output of step 3's "one output first" (an index into X_col's rows): the anchor (the
+    output at p, on a large image) when its window has no padding, else inside_row's."""
+    (_oh, ow), (sh, sw), (dh, dw) = geometry.output_size, geometry.stride, geometry.dilation
+    kh, kw = geometry.kernel_size
+    if anchor is not None:
+        i, j = anchor
+        rows = slice(i * sh, i * sh + (kh - 1) * dh + 1, dh)
+        cols = slice(j * sw, j * sw + (kw - 1) * dw + 1, dw)
+        if not pad_mask[rows, cols].any():
+            return i * ow + j
+    return inside_row(x_padded, pad_mask, geometry)
+
+
 def channel_grids(title, arrays, *, dim=None, mark=None, focus=None, prefix="c", only=None,
                    symbol="·", note=None):
     """One Grid per channel of arrays (Ch, R, K), at most MAX_CHANNEL_GRIDS of them."""

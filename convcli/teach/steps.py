@@ -10,7 +10,7 @@ import numpy as np
 
 from ..geometry import Geometry
 from .arrays import copies_of, flipped_footprint
-from .grids import channel_grids, inside_row, kernel_grids
+from .grids import article_row, channel_grids, kernel_grids
 from .model import MAX_CHANNEL_GRIDS, Grid, Step
 from .text import (
     MAX_LISTED,
@@ -33,6 +33,7 @@ class Scene:
     pixel: tuple[int, int, int]
     padding_mode: str = "zeros"
     upstream: str = "seeded random integers"       # where dL/dy comes from, in words
+    anchor: tuple[int, int] = (0, 0)        # the output step 1 explains: where p is, if large
 
     @property
     def bordered(self) -> bool:
@@ -71,9 +72,10 @@ class Scene:
 
 def steps(arrays: dict[str, Any], geometry: Geometry, groups: int,
           pixel: tuple[int, int, int], padding_mode: str = "zeros",
-          upstream: str = "seeded random integers") -> list[Step]:
+          upstream: str = "seeded random integers", anchor: tuple[int, int] = (0, 0)
+          ) -> list[Step]:
     """The walkthrough's ten steps, in order."""
-    scene = Scene(arrays, geometry, groups, pixel, padding_mode, upstream)
+    scene = Scene(arrays, geometry, groups, pixel, padding_mode, upstream, anchor)
     return [setup_step(scene), im2col_step(scene), weight_step(scene), pixel_step(scene),
             input_step(scene), bias_step(scene), matrix_step(scene), col2im_step(scene),
             batch_step(scene), conclusion_step(scene)]
@@ -85,15 +87,20 @@ def setup_step(s: Scene) -> Step:
     _, channels, height, width = a["x"].shape
     out_channels, group_channels, kh, kw = a["w"].shape
     (dh, dw), (top, bottom, left, right) = g.dilation, g.pad
+    (ai, aj), (sh, sw) = s.anchor, g.stride
     first = np.zeros((out_channels,) + g.output_size, bool)
-    first[:, 0, 0] = True
+    first[:, ai, aj] = True
     window = np.zeros(g.padded_size, bool)
-    window[0 : (kh - 1) * dh + 1 : dh, 0 : (kw - 1) * dw + 1 : dw] = True
+    window[ai * sh : ai * sh + (kh - 1) * dh + 1 : dh,
+           aj * sw : aj * sw + (kw - 1) * dw + 1 : dw] = True
     # with several input channels each weight is named by its channel too: 0:a is not 1:a
-    terms = [f"{fmt(a['x_padded'][0, ch, r * dh, q * dw], True)}·"
+    terms = [f"{fmt(a['x_padded'][0, ch, ai * sh + r * dh, aj * sw + q * dw], True)}·"
              + (f"{ch}:" if group_channels > 1 else "") + names[r * kw + q]
              for ch in range(group_channels) for r in range(kh) for q in range(kw)]
-    first_y = "y[o=0](0,0)" if out_channels > 1 else "y(0,0)"
+    first_y = f"y[o=0]({ai},{aj})" if out_channels > 1 else f"y({ai},{aj})"
+    which = ("The first window" if s.anchor == (0, 0) else
+             "The window of the output at p (the image is large: every table is cropped "
+             "around p)")
     symmetric = np.array_equal(a["w"], a["w"][..., ::-1, ::-1])
     where = " at the top and left" if (bottom, right) == (0, 0) and top + left else ""
     text = [
@@ -104,8 +111,8 @@ def setup_step(s: Scene) -> Step:
         + f". {_kernel_text(s)}.",
         "Deep learning's \"convolution\" is a cross-correlation: slide w over the padded x "
         "without flipping it; at each stop multiply the overlapping numbers and add them up. "
-        f"The first window, in [brackets]: {first_y} = {sum_text(terms)} = "
-        f"{fmt(a['y'][0, 0, 0, 0])}"
+        f"{which}, in [brackets]: {first_y} = {sum_text(terms)} = "
+        f"{fmt(a['y'][0, 0, ai, aj])}"
         + (" (summed over the input channels; k:a is weight a of input channel k)"
            if group_channels > 1 else "") + ".",
         ("The textbook convolution x * w turns w 180° first; "
@@ -114,10 +121,10 @@ def setup_step(s: Scene) -> Step:
             "weights matters when you copy a kernel from one convention to the other.")),
         geometry_text(g, (height, width)),
     ]
-    grids = channel_grids("x", a["x_padded"][0], dim=s.pad_mask, mark=window, focus=(0, 0),
-                          symbol=s.pad_symbol, note=s.copy_note)
+    grids = channel_grids("x", a["x_padded"][0], dim=s.pad_mask, mark=window,
+                          focus=(ai * sh, aj * sw), symbol=s.pad_symbol, note=s.copy_note)
     grids += kernel_grids("w", a["w"], names)
-    grids += channel_grids("y = x ⋆ w", a["y"][0], mark=first, focus=(0, 0), prefix="o")
+    grids += channel_grids("y = x ⋆ w", a["y"][0], mark=first, focus=s.anchor, prefix="o")
     return Step("1. Setup: y = x ⋆ w, a cross-correlation", [t for t in text if t], grids)
 
 
@@ -164,7 +171,8 @@ def im2col_step(s: Scene) -> Step:
         (f"The last column{'s are' if out_channels > 1 else ' is'} X_col · W; reshaped to "
         f"{oh}×{ow} it is step 1's y."),
     ]
-    grids = [Grid("X_col | X_col · W", table, rows, columns + out_names, focus=(0, 0),
+    grids = [Grid("X_col | X_col · W", table, rows, columns + out_names,
+                  focus=(s.anchor[0] * ow + s.anchor[1], 0),
                   pin_last=out_channels, max_rows=16),
              Grid("W", a["W"], columns, [f"o{o}" for o in range(out_channels)])]
     return Step("2. im2col: the convolution as one matrix product", text, grids)
@@ -175,7 +183,7 @@ def weight_step(s: Scene) -> Step:
     a, names = s.a, s.names
     out_channels, group_channels, kh, kw = a["w"].shape
     oh, ow = s.geometry.output_size
-    inside = inside_row(a["x_padded"][0], s.pad_mask, s.geometry)
+    inside = article_row(a["x_padded"][0], s.pad_mask, s.geometry, s.anchor)
     row_i, row_j = divmod(inside, ow)
     xs = a["X_col"][inside, : group_channels * kh * kw]
     symbols = [f"x{t + 1}" for t in range(len(xs))]
@@ -202,10 +210,11 @@ def weight_step(s: Scene) -> Step:
         f"{fmt(a['dL/dw_matmul'][0].ravel()[0])}.")
     mark = np.zeros(table.shape, bool)
     mark[:, -1] = True
-    grids = channel_grids("dL/dy", a["dL/dy"][0], focus=(0, 0), prefix="o")
+    grids = channel_grids("dL/dy", a["dL/dy"][0], focus=(row_i, row_j), prefix="o")
     grids.append(Grid("X_col | dL/dy", table, [f"y({r},{q})" for r in range(oh)
                                                for q in range(ow)],
-                      w_syms + ["dL/dy"], mark=mark, focus=(0, 0), pin_last=1, max_rows=16))
+                      w_syms + ["dL/dy"], mark=mark, focus=(inside, 0), pin_last=1,
+                      max_rows=16))
     grids.append(Grid("X_colᵀ·dL/dy", a["dL/dw_matmul"][0].reshape(-1, 1)[:taps], w_syms,
                       ["dL/dw"], max_rows=16))
     grids += kernel_grids("dL/dw", a["dL/dw"], names, named=False)
@@ -384,7 +393,7 @@ def bias_step(s: Scene) -> Step:
     a, g = s.a, s.geometry
     ow = g.output_size[1]
     out_channels = a["w"].shape[0]
-    inside = inside_row(a["x_padded"][0], s.pad_mask, g)
+    inside = article_row(a["x_padded"][0], s.pad_mask, g, s.anchor)
     i, j = divmod(inside, ow)
     xs = a["X_col"][inside, : a["w"][0].size]
     products = [f"{fmt(v, True)}·{fmt(k, True)}" for v, k in zip(xs, a["w"][0].ravel())]
@@ -400,7 +409,7 @@ def bias_step(s: Scene) -> Step:
          f"{sum_text(grads)} = {fmt(a['dL/db'][0])}"
          + (" for o0" if out_channels > 1 else "") + "."),
     ]
-    grids = channel_grids("dL/dy", a["dL/dy"][0], focus=(0, 0), prefix="o")
+    grids = channel_grids("dL/dy", a["dL/dy"][0], focus=s.anchor, prefix="o")
     grids.append(Grid("dL/db = Σ dL/dy", a["dL/db"].reshape(-1, 1),
                       [f"o{o}" for o in range(out_channels)], ["dL/db"]))
     return Step("6. The bias: y = w·x + b, a dense layer's neuron on every window", text, grids)
@@ -475,7 +484,8 @@ def col2im_step(s: Scene) -> Step:
             "copied)" if s.bordered else "") + "."),
     ]
     grids = [Grid("dL/dX_col = dL/dy · Wᵀ", a["dL/dX_col"],
-                  [f"y({r},{q})" for r in range(oh) for q in range(ow)], taps, focus=(0, 0),
+                  [f"y({r},{q})" for r in range(oh) for q in range(ow)], taps,
+                  focus=(s.anchor[0] * ow + s.anchor[1], 0),
                   max_rows=16),
              *channel_grids("dL/dx", a["dL/dx_scattered"][0], focus=s.pixel[1:])]
     return Step("8. col2im, and dL/dx as a transposed convolution", text, grids)

@@ -67,10 +67,11 @@ def walkthrough(x: Any = None, w: Any = None, *, stride: Any = 1, padding: Any =
         grad_output = _as_y(grad_output, y.shape, "--grad-output")
         upstream = "the given dL/dy"
     p = _pixel(pixel, x.shape)
-    arrays = compute(x, w, grad_output, geometry, groups, p, padding_mode)
+    anchor = _anchor(p, w.shape, geometry, groups, padding_mode)
+    arrays = compute(x, w, grad_output, geometry, groups, p, padding_mode, anchor)
     checks = verify(arrays)
     _not_applicable(checks, arrays, geometry, groups, p, padding_mode)
-    walk_steps = steps(arrays, geometry, groups, p, padding_mode, upstream)
+    walk_steps = steps(arrays, geometry, groups, p, padding_mode, upstream, anchor)
     for (index, *_), check in zip(CLAIMS, checks):
         walk_steps[index].checks.append(check)
     walk_steps[-1].checks = list(checks)
@@ -92,6 +93,23 @@ def _not_applicable(checks: list[Check], arrays: dict[str, np.ndarray], geometry
             check.not_applicable("w is the same turned 180°, so here x * w is y")
         if computed in ("M·x", "Mᵀ·dL/dy") and not arrays["M"].size:
             check.not_applicable("M is built for small cases only")
+
+
+LARGE = 12          # an image wider or taller than this is explained around p
+
+
+def _anchor(pixel: tuple[int, int, int], w_shape: tuple[int, ...], geometry: Geometry,
+            groups: int, padding_mode: str) -> tuple[int, int]:
+    """The output step 1 explains: (0, 0) on a small image; on a large one the first output
+    whose window reads p (or the nearest to p), so every table is cropped around p."""
+    if max(geometry.input_size) <= LARGE:
+        return 0, 0
+    for at in copies_of(pixel, geometry, padding_mode):
+        for _, i, j, *_ in flipped_footprint(pixel, w_shape, geometry, groups, at):
+            return i, j
+    top, _, left, _ = geometry.pad
+    (oh, ow), (sh, sw) = geometry.output_size, geometry.stride
+    return min(oh - 1, (pixel[1] + top) // sh), min(ow - 1, (pixel[2] + left) // sw)
 
 
 def _as_y(array: Any, y_shape: tuple[int, ...], option: str) -> np.ndarray:

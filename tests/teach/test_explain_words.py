@@ -313,3 +313,18 @@ def test_the_batch_panel_writes_its_sums_with_indices():
     second = conv2d_backward(a["dL/dy"][..., ::-1, ::-1] * -1.0 + 1.0, x[None, :, ::-1, ::-1],
                              w, padding=(1, 0, 1, 0))[1]
     np.testing.assert_allclose(a["batch dL/dw"], a["dL/dw"] + second, rtol=1e-12)
+
+
+def test_a_large_image_is_explained_around_p():
+    x = np.arange(900.0).reshape(30, 30) % 11
+    walk = walkthrough(x, np.array([[1.0, 2, 0], [0, 1, 3], [2, 0, 1]]), pixel=(17, 23))
+    first = walk.steps[0].paragraphs[1]
+    assert "The window of the output at p" in first and "y(16,22) = " in first
+    assert "One output first, as in the article: y(16,22)" in walk.steps[2].paragraphs[0]
+    assert all(c.ok for c in walk.checks)
+    console = Console(width=80, record=True, file=io.StringIO(), color_system=None)
+    render(walk, console)
+    step1 = console.export_text().split("2. im2col")[0]
+    assert f"[{x[15, 21]:g}]" in step1 or f"[{int(x[15, 21])}]" in step1   # p's window shown
+    small = walkthrough()
+    assert "The first window, in [brackets]: y(0,0)" in small.steps[0].paragraphs[1]
