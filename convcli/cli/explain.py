@@ -25,8 +25,11 @@ HELP = (
     "Walk through \"Convolution in forward and backward\" on real numbers, every claim checked."
     "\n\n"
     "The steps: y = x ⋆ w (cross-correlation), im2col's Y = X_col · W, dL/dw = X_colᵀ · dL/dy, "
-    "one pixel p's footprint (p times the flipped kernel), and dL/dx = dL/dy ⋆ w_flipped "
-    "(full). Each equality gets ✓ or ✗ from a real comparison, with its max abs difference."
+    "one pixel p's footprint (p times the flipped kernel), dL/dx = dL/dy ⋆ w_flipped (full), "
+    "the bias (a dense layer's neuron on every window), the big matrix y = M·x, col2im and the "
+    "transposed convolution, channels and the batch. Each claim gets ✓ or ✗ from a real "
+    "comparison with code that does not reuse what it checks (– when it does not apply), "
+    "with its max abs difference. --quiz makes a worksheet, --grade marks it."
     "\n\n"
     "By default the article's case: a seeded 4×4 of integers, the 2×2 kernel (a b; c d) = "
     "(1 2; 3 4), stride 1, padding (1, 0, 1, 0) (top and left, so y keeps x's size), "
@@ -36,7 +39,7 @@ HELP = (
 )
 EXAMPLE = ("Examples: convcli explain;  convcli explain --stride 2 --pixel 2,2;  "
            "convcli explain --image samples/camera.png --kernel sobel-x --pixel 100,80 "
-           "--export walk.svg --animate walk.gif")
+           "--loss mse --target samples/brick.png --export page.html --animate walk.gif")
 
 
 @handle_errors
