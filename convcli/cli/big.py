@@ -81,16 +81,23 @@ def run_fact(x: Any, scheduler: str, written_chunks: int) -> Fact:
                                               f"{written_chunks:,} chunks written")),))
 
 
+def problem_facts(problem: Any) -> list[Fact]:
+    """input, kernel and geometry: what forward and backward both report."""
+    return [
+        summary.input_fact(problem.image),
+        summary.kernel_fact(problem.w, problem.kernel_source, problem.groups, problem.x.shape[1]),
+        summary.geometry_fact(problem.geometry, problem.groups, problem.spec.padding_text(),
+                              problem.spec.padding_mode, problem.spec.flip),
+    ]
+
+
 def forward_facts(result: ChunkedForwardResult) -> list[Fact]:
     """input, kernel, geometry, output, chunks, time, written: forward's facts."""
     problem = result.problem
     y_range = result.y_stats.range()
     shape = "×".join(map(str, result.y_shape))
     return [
-        summary.input_fact(problem.image),
-        summary.kernel_fact(problem.w, problem.kernel_source, problem.groups, problem.x.shape[1]),
-        summary.geometry_fact(problem.geometry, problem.groups, problem.spec.padding_text(),
-                              problem.spec.padding_mode, problem.spec.flip),
+        *problem_facts(problem),
         Fact("output", {"shape": list(result.y_shape), "dtype": result.y_dtype,
                         "range": y_range},
              (("output", f"{shape} {result.y_dtype}  range {summary.range_text(y_range)}"),)),
@@ -108,10 +115,7 @@ def backward_facts(result: ChunkedBackwardResult) -> list[Fact]:
     loss = result.loss_text + ("" if result.loss is None else f";  L = {result.loss:.6g}")
     shape = "×".join(map(str, result.y_shape))
     return [
-        summary.input_fact(problem.image),
-        summary.kernel_fact(problem.w, problem.kernel_source, problem.groups, problem.x.shape[1]),
-        summary.geometry_fact(problem.geometry, problem.groups, problem.spec.padding_text(),
-                              problem.spec.padding_mode, problem.spec.flip),
+        *problem_facts(problem),
         Fact("output", {"shape": list(result.y_shape)}, (("output", f"y {shape}"),)),
         Fact("loss", result.loss_text, (("loss", loss),)),
         Fact("L", result.loss),
