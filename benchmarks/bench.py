@@ -9,9 +9,16 @@ For each shape (issue 6's a-f) and dtype it times the forward pass and the backw
 (dL/dx + dL/dw + dL/db), each the median of at least --repeat runs after a warm-up (three runs
 per turn for calls under 50 ms, after one untimed; turns for at least 2 s). Ours, torch's and
 SciPy's runs take turns within each repeat, so a ratio compares calls made under the same load
-(this machine is shared). GFLOP/s counts 2·N·O·OH·OW·(C/g)·KH·KW for the forward pass and
-twice that for the backward; "of GEMM" divides by a 2048² NumPy matmul's rate measured in this
-run.
+(this machine is shared), with --gap seconds (0.3) of sleep before each library's block:
+OpenBLAS's and OpenMP's worker threads spin ~0.1 s after a call and would share a core with
+whoever runs next. GFLOP/s counts 2·N·O·OH·OW·(C/g)·KH·KW for the forward pass and twice that
+for the backward; "of GEMM" divides by a 2048² NumPy matmul's rate measured in the same
+process just before the shape, and again just after: a shape whose rate moved by more than
+--steady (20%) is dropped, the machine was busy. "1 core × torch" is the same ratio in CPU
+time of the calling thread with BLAS, the one-channel pool and torch on one thread each
+(immune to other processes' load; needs threadpoolctl). "limit" is the time of the layer's
+own GEMMs at its M, N, K (forward X_col·W; backward dL/dY·Wᵀ and X_colᵀ·dL/dY), as a fraction
+of ours: the share of our time that any im2col + GEMM design in NumPy must spend.
 torch.nn.functional.conv2d runs with autograd and torch.set_num_threads(ours); its backward is
 torch.autograd.grad on a kept graph. scipy.ndimage.correlate is timed on the one-channel shapes
 (a, f) forward. Peak MiB is NumPy's largest extra allocation during our call (tracemalloc).
@@ -87,7 +94,13 @@ def optional(name):
         return None
 
 
-def interleaved(functions, repeat, warmup=2, min_seconds=2.0):
+GAP = [0.3]
+"""Seconds of sleep before each library's block of calls (--gap): after a multi-threaded call,
+OpenBLAS's and OpenMP's worker threads keep spinning for their timeout (~0.1 s) and share a
+core with whoever runs next, which a block of a few calls of 10-25 ms does not cover."""
+
+
+def interleaved(functions, repeat, warmup=2, min_seconds=2.0, clock=time.perf_counter):
     """Median seconds of each function, the functions called in turn within every repeat.
 
     The turns go on for at least min_seconds (at most 5 × repeat turns), so that a burst of another
@@ -111,12 +124,14 @@ def interleaved(functions, repeat, warmup=2, min_seconds=2.0):
     while rounds < repeat or (time.perf_counter() - began < min_seconds and rounds < 5 * repeat):
         rounds += 1
         for times, function, block in zip(seconds, functions, blocks):
+            if GAP[0] > 0:
+                time.sleep(GAP[0])
             if block > 1:
                 function()
             for _ in range(block):
-                start = time.perf_counter()
+                start = clock()
                 function()
-                times.append(time.perf_counter() - start)
+                times.append(clock() - start)
     return [statistics.median(times) for times in seconds]
 
 
@@ -131,14 +146,13 @@ def peak_extra_mib(function) -> float:
     """The largest amount of memory NumPy allocated during function(), beyond what was live,
     counting the scratch buffers that convcli keeps between calls (dropped first: this thread's,
     and the one-channel pool's, whose threads end)."""
-    import convcli.scratch
+    import convcli.chunking
 
-    import convcli.depthwise
-
-    convcli.scratch._kept.buffer = None
-    for pool in convcli.depthwise._pools.values():
-        pool.shutdown()
-    convcli.depthwise._pools.clear()
+    convcli.chunking.forget_scratch()
+    with convcli.chunking._pools_lock:
+        for pool in convcli.chunking._pools.values():
+            pool.shutdown()
+        convcli.chunking._pools.clear()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
@@ -146,6 +160,40 @@ def peak_extra_mib(function) -> float:
         return (tracemalloc.get_traced_memory()[1] - before) / 2**20
     finally:
         tracemalloc.stop()
+
+
+def layer_gemms(shape, dtype):
+    """The products an im2col layer of this shape cannot avoid, at its own M, N, K (random
+    matrices, NumPy's BLAS): forward X_col (M×K) · W (K×O); backward dL/dY·Wᵀ (M×O)·(O×K) for
+    dL/dX_col and X_colᵀ·dL/dY (K×M)·(M×O) for dL/dW. M = N·OH·OW, K = C·KH·KW."""
+    geometry = resolve(shape.x[2:], shape.kernel, stride=shape.stride, padding=shape.padding)
+    m = shape.x[0] * geometry.output_size[0] * geometry.output_size[1]
+    k, o = shape.x[1] * shape.kernel**2, shape.out_channels
+    rng = np.random.default_rng(1)
+    cols = rng.standard_normal((m, k)).astype(dtype)
+    weights = rng.standard_normal((k, o)).astype(dtype)
+    grad = rng.standard_normal((m, o)).astype(dtype)
+    return (lambda: cols @ weights), (lambda: (grad @ weights.T, cols.T @ grad))
+
+
+def single_core(torch, threadpoolctl, function):
+    """function on one core: BLAS and torch limited to one thread, the one-channel pool off."""
+
+    def call():
+        saved = os.environ.get("OPENBLAS_NUM_THREADS"), torch.get_num_threads()
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+        try:
+            with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+                function()
+        finally:
+            if saved[0] is None:
+                del os.environ["OPENBLAS_NUM_THREADS"]
+            else:
+                os.environ["OPENBLAS_NUM_THREADS"] = saved[0]
+            torch.set_num_threads(saved[1])
+
+    return call
 
 
 def torch_calls(torch, x, w, b, grad_output, shape):
@@ -190,33 +238,40 @@ def measure(shape, dtype, repeat, torch, ndimage, min_seconds=2.0):
     def ours_backward():
         conv2d_backward(grad_output, x, w, **options)
 
-    forward, backward = [ours_forward], [ours_backward]
+    gemm_forward, gemm_backward = layer_gemms(shape, dtype)
+    calls = {"forward": {"ours": ours_forward, "gemm": gemm_forward},
+             "backward": {"ours": ours_backward, "gemm": gemm_backward}}
     if torch is not None:
-        torch_forward, torch_backward = torch_calls(torch, x, w, b, grad_output, shape)
-        forward.append(torch_forward)
-        backward.append(torch_backward)
-    scipy_seconds = None
+        calls["forward"]["torch"], calls["backward"]["torch"] = torch_calls(
+            torch, x, w, b, grad_output, shape)
     if ndimage is not None and shape.x[1] == shape.out_channels == 1:
-        forward.append(scipy_forward(ndimage, x, w, b, shape))
+        calls["forward"]["scipy"] = scipy_forward(ndimage, x, w, b, shape)
     warmup = 1 if min_seconds < 1 else 2                 # --quick: one warm-up call each
-    forward_seconds = interleaved(forward, repeat, warmup, min_seconds)
-    backward_seconds = interleaved(backward, repeat, warmup, min_seconds)
-    if len(forward) > (2 if torch is not None else 1):
-        scipy_seconds = forward_seconds[-1]
+    threadpoolctl = optional("threadpoolctl")
     rows = []
-    for direction, seconds, function, factor in (
-        ("forward", forward_seconds, ours_forward, 1),
-        ("backward", backward_seconds, ours_backward, 2),
-    ):
-        gflops = factor * shape.flops() / seconds[0] / 1e9
-        vs_scipy = seconds[0] / scipy_seconds if direction == "forward" and scipy_seconds else None
+    for direction, factor in (("forward", 1), ("backward", 2)):
+        named = calls[direction]
+        seconds = dict(zip(named, interleaved(list(named.values()), repeat, warmup,
+                                              min_seconds), strict=True))
+        one_core = None
+        if torch is not None and threadpoolctl is not None:   # CPU time of the calling thread
+            ours_one, torch_one = interleaved(
+                [single_core(torch, threadpoolctl, named["ours"]),
+                 single_core(torch, threadpoolctl, named["torch"])], repeat, warmup,
+                min_seconds, clock=time.thread_time)
+            one_core = (ours_one, torch_one)
+        ours = seconds["ours"]
         rows.append({
             "shape": shape.name, "what": shape.what, "dtype": np.dtype(dtype).name,
-            "direction": direction, "ms": seconds[0] * 1e3, "gflops": gflops,
-            "of_gemm": None,                     # filled in by the parent process
-            "torch_ms": seconds[1] * 1e3 if torch is not None else None,
-            "vs_torch": seconds[0] / seconds[1] if torch is not None else None,
-            "vs_scipy": vs_scipy, "peak_mib": peak_extra_mib(function),
+            "direction": direction, "ms": ours * 1e3,
+            "gflops": factor * shape.flops() / ours / 1e9,
+            "of_gemm": None,                     # filled in below, from this process's rate
+            "torch_ms": seconds["torch"] * 1e3 if "torch" in seconds else None,
+            "vs_torch": ours / seconds["torch"] if "torch" in seconds else None,
+            "one_core_vs_torch": one_core[0] / one_core[1] if one_core else None,
+            "limit": seconds["gemm"] / ours,
+            "vs_scipy": ours / seconds["scipy"] if "scipy" in seconds else None,
+            "peak_mib": peak_extra_mib(named["ours"]),
         })
     return rows
 
@@ -224,15 +279,15 @@ def measure(shape, dtype, repeat, torch, ndimage, min_seconds=2.0):
 def whole_x_col(function, *args, **kwargs):
     """function(*args, **kwargs) as a plain im2col: one chunk holding the whole X_col, and X_col
     also for one channel per group (no depthwise.py route)."""
-    import convcli.conv as core
+    from convcli import chunking, depthwise
 
     def call():
-        saved = core._CHUNK_BYTES, core.depthwise.suits
-        core._CHUNK_BYTES, core.depthwise.suits = 2**40, lambda *_: False
+        saved = chunking.X_COL_CHUNK_BYTES, depthwise.suits
+        chunking.X_COL_CHUNK_BYTES, depthwise.suits = 2**40, lambda *_: False
         try:
             function(*args, **kwargs, memory_budget=2**40)
         finally:
-            core._CHUNK_BYTES, core.depthwise.suits = saved
+            chunking.X_COL_CHUNK_BYTES, depthwise.suits = saved
 
     return call
 
@@ -315,8 +370,9 @@ def render(rows, title):
     table = Table(title=title)
     for column, justify in (("shape", "left"), ("dtype", "left"), ("pass", "left"),
                             ("ms", "right"), ("GFLOP/s", "right"), ("of GEMM", "right"),
-                            ("torch ms", "right"), ("× torch", "right"), ("× SciPy", "right"),
-                            ("peak MiB", "right")):
+                            ("torch ms", "right"), ("× torch", "right"),
+                            ("1 core × torch", "right"), ("limit", "right"),
+                            ("× SciPy", "right"), ("peak MiB", "right")):
         table.add_column(column, justify=justify)
     for row in rows:
         table.add_row(*cells(row))
@@ -331,13 +387,15 @@ def cells(row):
         f"{row['shape']} {row['what']}", row["dtype"], row["direction"], f"{row['ms']:.1f}",
         f"{row['gflops']:.1f}", f"{row['of_gemm']:.0%}",
         "–" if row["torch_ms"] is None else f"{row['torch_ms']:.1f}",
-        ratio(row["vs_torch"]), ratio(row["vs_scipy"]), f"{row['peak_mib']:.0f}",
+        ratio(row["vs_torch"]), ratio(row.get("one_core_vs_torch")),
+        f"{row['limit']:.0%}" if row.get("limit") is not None else "–",
+        ratio(row["vs_scipy"]), f"{row['peak_mib']:.0f}",
     )
 
 
 def markdown(rows):
     head = ("shape", "dtype", "pass", "ms", "GFLOP/s", "of GEMM", "torch ms", "× torch",
-            "× SciPy", "peak MiB")
+            "1 core × torch", "limit", "× SciPy", "peak MiB")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
     return "\n".join(lines)
@@ -366,7 +424,14 @@ def run_case(case, repeat, min_seconds, chunking):
     name, dtype = case.split(":")
     torch, ndimage, _ = libraries()
     shape = next(s for s in SHAPES if s.name == name)
+    time.sleep(GAP[0])
+    before = gemm_rate(dtype, 3)
     rows = measure(shape, dtype, repeat, torch, ndimage, min_seconds)
+    time.sleep(GAP[0])
+    after = gemm_rate(dtype, 3)
+    for row in rows:
+        row["gemm_before"], row["gemm_after"] = before, after
+        row["of_gemm"] = row["gflops"] / before
     chunk_rows = chunking_rows(repeat, [(shape, dtype)]) if chunking else []
     print(json.dumps({"rows": rows, "chunking": chunk_rows}))
 
@@ -375,7 +440,8 @@ def measure_in_child(shape, dtype, repeat, min_seconds, chunking, console):
     """Each case in a fresh process, so that no case inherits another's threads and heap.
     -> (rows, chunking rows)."""
     command = [sys.executable, __file__, "--case", f"{shape.name}:{dtype}", "--repeat",
-               str(repeat), "--min-seconds", str(min_seconds)] + ["--chunking"] * chunking
+               str(repeat), "--min-seconds", str(min_seconds), "--gap", str(GAP[0])] + [
+        "--chunking"] * chunking
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode:
         console.print(f"{shape.name} {dtype}: failed\n{result.stderr}")
@@ -394,9 +460,16 @@ def main(argv=None):
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     parser.add_argument("--chunking", action="store_true",
                         help="also time ours against a plain whole X_col and BLAS on one core")
+    parser.add_argument("--gap", type=float, default=0.3,
+                        help="seconds of sleep before each library's block of calls (0.3: "
+                             "BLAS's and OpenMP's threads spin ~0.1 s after a call)")
+    parser.add_argument("--steady", type=float, default=0.2,
+                        help="drop a shape whose GEMM rate, measured before and after it, "
+                             "moved by more than this fraction (default 0.2)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--min-seconds", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    GAP[0] = max(0.0, args.gap)
     repeat = max(5, args.repeat or (5 if args.quick else 9))
     min_seconds = args.min_seconds or (0.5 if args.quick else 2.0)
     if args.case:
@@ -431,7 +504,12 @@ def main(argv=None):
         case_rows, case_chunk_rows = measure_in_child(shape, dtype, repeat, min_seconds,
                                                       args.chunking, console)
         for row in case_rows:
-            row["of_gemm"] = row["gflops"] / gemm[dtype]
+            moved = abs(row["gemm_after"] / row["gemm_before"] - 1)
+            if moved > args.steady:
+                console.print(f"{shape.name} {dtype} {row['direction']}: dropped, the GEMM "
+                              f"rate moved {moved:.0%} ({row['gemm_before']:.0f} -> "
+                              f"{row['gemm_after']:.0f} GFLOP/s): the machine was busy")
+                continue
             rows.append(row)
         chunk_rows += case_chunk_rows
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -199,8 +199,8 @@ def _grad_weight(grad_output: Array, x: Array, w_shape: tuple[int, ...], geometr
     x_padded = pad_input(x, geometry, padding_mode)                 # (N, C, Hp, Wp)
     task = partial(_grad_weight_chunk, x_padded=x_padded, grad_output=grad_output,
                    geometry=geometry, groups=groups)
-    taps = w_shape[1] * w_shape[2] * w_shape[3]
-    row_size = (c * taps + w_shape[0]) * ow
+    # per output pixel: its column of X_colᵀ (C·KH·KW values) and its row of dL/dY (O)
+    row_size = (c * w_shape[2] * w_shape[3] + w_shape[0]) * ow
     grad_weight: Array = run(task, n, oh, row_size, memory_budget, x.dtype)
     return grad_weight.reshape(w_shape)
 

@@ -313,3 +313,23 @@ def test_threads_each_have_their_own_scratch(rng):
             got = list(pool.map(lambda case: conv2d(*case, padding=1, memory_budget=2**16), cases))
             for g, e in zip(got, want):
                 np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+def test_the_weight_gradient_plans_its_chunks_by_one_x_col_column_per_pixel(monkeypatch):
+    """dL/dW's scratch per output row is (C·KH·KW + O)·OW elements: counting C twice made its
+    chunks C times too small (128× on a 128-channel layer: 56 tiny products instead of one)."""
+    import convcli.conv as core
+
+    seen = []
+    original = core.run
+
+    def spy(task, batch, output_rows, row_size, budget, dtype):
+        seen.append(row_size)
+        return original(task, batch, output_rows, row_size, budget, dtype)
+
+    monkeypatch.setattr(core, "run", spy)
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 16, 10, 10)), rng.standard_normal((8, 16, 3, 3))
+    grad = rng.standard_normal((2, 8, 5, 5))
+    core.conv2d_weight(x, w.shape, grad, stride=2, padding=1)
+    assert seen == [(16 * 3 * 3 + 8) * 5]
