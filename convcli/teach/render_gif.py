@@ -66,7 +66,22 @@ def frames(walk: Walkthrough) -> list[Image.Image]:
     back_rows, back_cols = backward_window(walk)
     backward = [_backward_frame(walk, back_rows, back_cols, r, q)
                 for r in back_rows for q in back_cols]
-    return [*forward, footprint, *backward]
+    return _same_size([*forward, footprint, *backward])
+
+
+def _same_size(images: list[Image.Image]) -> list[Image.Image]:
+    """Every frame on a canvas of the largest frame's size: a GIF draws a smaller frame over
+    what the last one left."""
+    size = (max(i.size[0] for i in images), max(i.size[1] for i in images))
+    framed = []
+    for image in images:
+        if image.size == size:
+            framed.append(image)
+            continue
+        canvas = Image.new("RGB", size, PAPER)
+        canvas.paste(image, (0, 0))
+        framed.append(canvas)
+    return framed
 
 
 def backward_window(walk: Walkthrough) -> tuple[range, range]:

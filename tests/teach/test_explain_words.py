@@ -328,3 +328,12 @@ def test_a_large_image_is_explained_around_p():
     assert f"[{x[15, 21]:g}]" in step1 or f"[{int(x[15, 21])}]" in step1   # p's window shown
     small = walkthrough()
     assert "The first window, in [brackets]: y(0,0)" in small.steps[0].paragraphs[1]
+
+
+def test_every_animation_frame_has_the_same_size():
+    """A GIF draws a smaller frame over the last one's leftovers: all frames share one size."""
+    from convcli.teach import render_gif
+
+    for walk in (walkthrough(), walkthrough(np.arange(400.0).reshape(20, 20) / 7, pixel=(9, 9))):
+        sizes = {image.size for image in render_gif.frames(walk)}
+        assert len(sizes) == 1
