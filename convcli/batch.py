@@ -114,7 +114,9 @@ def run_batch(spec: ProblemSpec, images: Sequence[Path], *, out_dir: Path | None
     default one per core), processes, synchronous (one by one) or the address of a
     distributed scheduler (batches of files per task)."""
     outs = outputs(images, out_dir, [spec.kernel])
-    jobs = [(replace(spec, image=image), out) for image, out in zip(images, outs, strict=True)]
+    # absolute paths: a cluster's workers run in other folders
+    jobs = [(replace(spec, image=image.absolute()), out.absolute())
+            for image, out in zip(images, outs, strict=True)]
     options = {} if memory_budget is None else {"memory_budget": memory_budget}
     start = time.perf_counter()
     if "://" in scheduler:

@@ -289,7 +289,7 @@ def _weight_parts(problem: Problem, x: Any, dy: Any, mse: bool
         dy_strip = dy[..., o0:o1]
         dw: Any = np.zeros(w.shape, dtype=w.dtype)
         if a < b:                              # else windows wholly in the padding: no share
-            columns = x_padded[..., a:b].rechunk({3: max(x.chunks[3])})
+            columns = x_padded[..., a:b].rechunk({2: max(x.chunks[2]), 3: max(x.chunks[3])})
             dw = lazy.conv2d_weight(columns, w.shape, dy_strip, stride=g.stride,
                                     padding=(pad[0], pad[1], a - lo, hi - b),
                                     dilation=g.dilation, groups=problem.groups)

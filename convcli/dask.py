@@ -111,7 +111,7 @@ def conv2d_weight(x: Any, weight_size: Any, grad_output: Any, *, stride: Any = 1
     """dL/dw alone, lazy, with torch.nn.grad.conv2d_weight's arguments: x (N, C, H, W),
     weight_size (O, C/groups, KH, KW), grad_output (N, O, OH, OW) -> dL/dw, the tree sum of
     each tile's X_col_tileᵀ · dY_tile."""
-    w_like = np.zeros(tuple(weight_size), dtype=np.float64)
+    w_like = np.zeros(tuple(weight_size), dtype=getattr(x, "dtype", np.float64))
     x, w, _, geometry = _prepare(x, w_like, None, stride, padding, dilation, groups, chunks,
                                  False)
     grad_output = _as_dask(grad_output, x.dtype, None)
@@ -325,8 +325,9 @@ def _forward_tile(pieces: list[list[Array]], cut: tuple[int, int, int, int, tupl
     if tile.shape[2] == 0 or tile.shape[3] == 0:           # windows wholly in the padding
         y = np.zeros((tile.shape[0], w.shape[0]) + size, dtype=tile.dtype)
         return y if b is None else y + b.reshape(1, -1, 1, 1)
-    return core.conv2d(tile, w, b, stride=geometry.stride, padding=cut[4],
-                       dilation=geometry.dilation, groups=groups)
+    with np.errstate(all="ignore"):        # NaN or inf in the data: counted, not warned
+        return core.conv2d(tile, w, b, stride=geometry.stride, padding=cut[4],
+                           dilation=geometry.dilation, groups=groups)
 
 
 def _grad_weight(dy: da.Array, x: da.Array, w: Array, geometry: Geometry, groups: int,
@@ -351,8 +352,9 @@ def _grad_weight_tile(pieces: list[list[Array]],
     tile = _tile_input(pieces, cut)
     if tile.shape[2] == 0 or tile.shape[3] == 0:     # windows wholly in the padding: no part
         return np.zeros(w_shape, dtype=dy.dtype)
-    return core.conv2d_weight(tile, w_shape, dy, stride=geometry.stride,
-                              padding=cut[4], dilation=geometry.dilation, groups=groups)
+    with np.errstate(all="ignore"):
+        return core.conv2d_weight(tile, w_shape, dy, stride=geometry.stride,
+                                  padding=cut[4], dilation=geometry.dilation, groups=groups)
 
 
 def _grad_input(dy: da.Array, x: da.Array, w: Array, geometry: Geometry, groups: int
@@ -408,8 +410,9 @@ def _grad_input_tile(pieces: list[list[Array]], origin: tuple[int, int],
     dy: Array = np.block(pieces)[..., i0 - origin[0]: i1 - origin[0], j0 - origin[1]: j1 - origin[1]]
     (sh, sw), (span_h, span_w) = geometry.stride, geometry.dilated_kernel_size
     local_shape = (shape[0], shape[1], (i1 - i0 - 1) * sh + span_h, (j1 - j0 - 1) * sw + span_w)
-    local = core.conv2d_input(local_shape, w, dy, stride=geometry.stride,
-                              dilation=geometry.dilation, groups=groups)
+    with np.errstate(all="ignore"):
+        local = core.conv2d_input(local_shape, w, dy, stride=geometry.stride,
+                                  dilation=geometry.dilation, groups=groups)
     start = (i0 * sh - geometry.pad[0], j0 * sw - geometry.pad[2])   # local's first row, col
     out = np.zeros(shape, dtype=local.dtype)
     lo = [max(corner[k], start[k]) for k in range(2)]

@@ -60,6 +60,24 @@ class Scheduler:
             self.client = None
 
 
+def _probe(address: str) -> None:
+    """A plain TCP connection to a tcp:// address first: nothing listening is refused at once
+    (a distributed Client would wait out its timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    if parts.scheme != "tcp" or parts.hostname is None:
+        return
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 8786), timeout=3):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InputError(f"cannot reach a Dask scheduler at {address} ({reason}): start one (`dask scheduler` and `dask worker ADDRESS`) or "
+                         "check the address") from None
+
+
 def connect(name: str) -> Scheduler:
     """threads, processes, synchronous, or the address of a running distributed scheduler
     (refused at once if nothing answers there)."""
@@ -73,6 +91,7 @@ def connect(name: str) -> Scheduler:
     except ImportError:
         raise InputError("--scheduler ADDRESS needs distributed: pip install "
                          "'convcli[distributed]'") from None
+    _probe(name)
     try:
         client = Client(name, timeout="10s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as error:

@@ -112,8 +112,8 @@ def _zarr_input(path: str | os.PathLike[str]) -> tuple[Any, str]:
     except (FileNotFoundError, KeyError, ValueError, TypeError) as error:
         raise InputError(f"cannot open {path} as a Zarr array ({error}): give a Zarr store, "
                          "or STORE::COMPONENT for an array inside a group") from None
-    if not hasattr(opened, "shape"):                         # a group
-        names = sorted(opened.array_keys())
+    if not hasattr(opened, "shape"):                         # a group, searched all through
+        names = sorted(name for name, member in _members(opened) if hasattr(member, "shape"))
         if len(names) != 1:
             listed = ", ".join(f"{store}::{name}" for name in names) or "none"
             raise InputError(f"{store} is a Zarr group with {len(names)} arrays; name one "
@@ -122,6 +122,14 @@ def _zarr_input(path: str | os.PathLike[str]) -> tuple[Any, str]:
         component = names[0]
     name = f"{store}::{component}" if component else str(store)
     return opened, f"{name} (Zarr {opened.dtype}, values as they are)"
+
+
+def _members(group: Any) -> list[tuple[str, Any]]:
+    """Every member of a Zarr group, nested ones as "sub/name"."""
+    try:
+        return list(group.members(max_depth=None))
+    except TypeError:                                    # an older Zarr: direct members only
+        return list(group.members())
 
 
 def _tiff_input(path: Path) -> tuple[Any, str, float | None]:
@@ -218,6 +226,7 @@ class Target:
 def target(path: Path, kind: str) -> Target:
     """A Target for path, its temporary named beside the file it replaces."""
     where, final = destination(path)
+    final = Path(os.path.abspath(final))     # workers elsewhere (another cwd) open it too
     if where != "file":
         raise InputError(f"a chunked run writes a file or a Zarr store, not a stream: give "
                          f"--out a file name, not {path}")

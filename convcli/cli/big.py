@@ -32,13 +32,13 @@ def wanted(image: Path, out: Path | None, chunks: str | None, scheduler: str | N
             or chunks is not None or scheduler is not None)
 
 
-def refuse(**options: Any) -> None:
-    """Options that need the whole array in memory, refused for a chunked run."""
+def refuse(why: str = "a chunked run (a Zarr image or output, --chunks or --scheduler)",
+           **options: Any) -> None:
+    """Options that do not go with this kind of run, refused by name."""
     given = [name for name, value in options.items() if value]
     if given:
         names = ", ".join("--" + name.replace("_", "-") for name in given)
-        raise InputError(f"{names} needs the whole result in memory: not for a chunked run "
-                         "(a Zarr image or output, --chunks or --scheduler); drop it")
+        raise InputError(f"{names} does not go with {why}; drop it")
 
 
 def chunks(text: str | None) -> Any:

@@ -84,7 +84,8 @@ def forward(
                        output_padding=opt.parse_ints(output_padding, "output-padding"))
     console = summary.console(quiet, stderr=summary.to_stdout(out))
     if many is not None:
-        big.refuse(png=png, normalize=normalize)
+        big.refuse("several images (each y is written to --out-dir as NAME.forward.npy)",
+                   png=png, normalize=normalize)
         done = batches.run(spec, many, out_dir=out_dir, scheduler=scheduler or "threads",
                              console=console, quiet=quiet or json_output,
                              memory_budget=opt.budget(memory_budget))

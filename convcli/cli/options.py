@@ -65,9 +65,10 @@ SchedulerName = Annotated[str | None, typer.Option(
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout instead.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 ImageArg = Annotated[Path, typer.Argument(
-    metavar="IMAGE", help="A picture (PNG, JPEG, TIFF, BMP, WebP, GIF) or a .npy array (H, W), "
-    "(C, H, W) or (N, C, H, W). 8- and 16-bit pictures become floats in [0, 1]; .npy values "
-    "are used as they are.", show_default=False)]
+    metavar="IMAGE", help="A picture (PNG, JPEG, TIFF, BMP, WebP, GIF), a .npy array (H, W), "
+    "(C, H, W) or (N, C, H, W), or a Zarr store (big.zarr, store.zarr::component; read chunk by "
+    "chunk). 8- and 16-bit pictures become floats in [0, 1]; arrays are used as they are.",
+    show_default=False)]
 KernelArg = Annotated[str, typer.Argument(
     metavar="KERNEL", help="A preset name (see `convcli kernels`), an inline matrix "
     "\"1 0 -1; 2 0 -2; 1 0 -1\" (fractions a/b allowed), a text file (rows of numbers; a blank line starts another "

@@ -183,11 +183,11 @@ def test_a_symlinked_store_has_its_target_replaced(tmp_path, image):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--png", "y.png"], "--png needs the whole result in memory"),
+    (["--png", "y.png"], "--png does not go with a chunked run"),
     (["--chunks", "2", "--dilation", "3"], "chunks of 2 rows are smaller than the kernel's halo of 6 rows"),
     (["--chunks", "0"], "--chunks must be"),
     (["--scheduler", "gpu"], "--scheduler must be threads, processes, synchronous"),
-    (["--transpose"], "--transpose needs the whole result in memory"),
+    (["--transpose"], "--transpose does not go with a chunked run"),
     (["--out", "y.npz"], "a chunked forward writes NAME.zarr or NAME.npy"),
 ])
 def test_mistakes_are_one_line(tmp_path, image, monkeypatch, args, message):
@@ -341,3 +341,66 @@ def test_a_stream_is_not_a_chunked_output(image):
     path, _ = image
     line = error_line(run("forward", path, "box3", "--out", "/dev/null", expect=2))
     assert "not to a stream like /dev/null" in line
+
+
+def test_outputs_and_batch_jobs_are_absolute_for_workers_elsewhere(tmp_path, monkeypatch):
+    """A cluster's workers run in other folders: every path sent to them is absolute."""
+    from convcli.batch import run_batch
+    from convcli.problem import ProblemSpec
+
+    monkeypatch.chdir(tmp_path)
+    target = stores.target(Path("rel.zarr"), "zarr")
+    assert target.final.is_absolute() and target.temporary.is_absolute()
+    Image.fromarray(np.zeros((6, 6), np.uint8)).save("a.png")
+    seen = []
+    monkeypatch.setattr("convcli.batch._one", lambda job, options: seen.append(job) or
+                        __import__("convcli.batch").batch.Done(job[0].image, job[1], 0.0))
+    run_batch(ProblemSpec(Path("a.png"), "box3"), [Path("a.png")], out_dir=Path("."),
+              scheduler="synchronous")
+    assert seen[0][0].image.is_absolute() and seen[0][1].is_absolute()
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "symmetric", "circular"])
+def test_chunked_backward_with_a_border_mode(tmp_path, image, mode):
+    path, x = image
+    run("backward", path, "sobel-x", "--out", tmp_path / "g.zarr", "--chunks", 41,
+        "--border", mode, "-q")
+    x64 = x[None, None].astype(np.float64)
+    dx, dw, _db = conv2d_backward(np.ones((1, 1, 203, 190)), x64, SOBEL_X[None, None],
+                                 padding=1, padding_mode=mode)
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="r")
+    np.testing.assert_allclose(group["grad_input"][:], dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(group["grad_weight"][:], dw, rtol=0, atol=1e-9 * np.abs(dw).max())
+
+
+def test_chunked_backward_keeps_float32(tmp_path, image):
+    path, _ = image
+    run("backward", path, "sobel-x", "--out", tmp_path / "g.zarr", "--chunks", 41, "--dtype",
+        "float32", "--flip", "--bias", "0.5", "-q")
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="r")
+    assert {group[name].dtype for name in ("y", "grad_input", "grad_weight", "grad_bias",
+                                            "weight", "bias")} == {np.dtype(np.float32)}
+
+
+def test_a_nested_array_in_a_group_is_listed(tmp_path):
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_group("sub").create_array("img", shape=(8, 8), dtype="f8")
+    group.create_array("other", shape=(8, 8), dtype="f8")
+    line = error_line(run("forward", tmp_path / "g.zarr", "box3", "--out", tmp_path / "y.zarr",
+                          expect=2))
+    assert "2 arrays" in line and "g.zarr::sub/img" in line and "g.zarr::other" in line
+    result = run("forward", f"{tmp_path / 'g.zarr'}::sub/img", "box3", "--out",
+                 tmp_path / "y.zarr")
+    assert "g.zarr::sub/img" in result.output
+
+
+def test_nan_data_gives_no_numpy_warnings(tmp_path, recwarn):
+    x = np.ones((30, 30))
+    x[3, 3] = np.nan
+    x[20, 20] = np.inf
+    np.save(tmp_path / "x.npy", x)
+    run("forward", tmp_path / "x.npy", "sobel-x", "--out", tmp_path / "y.zarr", "--chunks", 8,
+        "--scheduler", "synchronous", "-q")
+    run("backward", tmp_path / "x.npy", "sobel-x", "--out", tmp_path / "g.zarr", "--chunks", 8,
+        "--scheduler", "synchronous", "-q")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
