@@ -25,9 +25,10 @@ from numpy.typing import NDArray
 
 from . import borders, kernels, stores
 from .errors import InputError
+from .outputs import check_output, destination
 from .problem import Problem, ProblemSpec, expand_bias
 from .schedulers import Scheduler
-from .validate import check_conv, float_dtype
+from .validate import check_conv, count_nonfinite, float_dtype
 
 Array = NDArray[Any]
 Progress = Callable[[int, int], None]
@@ -127,19 +128,14 @@ class ChunkedBackwardResult:
 
     def nonfinite(self) -> dict[str, tuple[int, int]]:
         counts = {name: s.nonfinite() for name, s in self.stats.items()}
-        counts["grad_weight"] = _count(self.grad_weight)
-        counts["grad_bias"] = _count(self.grad_bias)
+        counts["grad_weight"] = count_nonfinite(self.grad_weight)
+        counts["grad_bias"] = count_nonfinite(self.grad_bias)
         return {name: c for name, c in counts.items() if any(c)}
 
     def norms(self) -> dict[str, float]:
         return {"grad_input": math.sqrt(self.stats["grad_input"].squares),
                 "grad_weight": float(np.linalg.norm(self.grad_weight)),
                 "grad_bias": float(np.linalg.norm(self.grad_bias))}
-
-
-def _count(array: Array) -> tuple[int, int]:
-    nan = int(np.isnan(array).sum())
-    return nan, int((~np.isfinite(array)).sum()) - nan
 
 
 def open_problem(spec: ProblemSpec, chunks: tuple[int, int] | None) -> Problem:
@@ -315,8 +311,6 @@ def _check_out(out: Path | None, spec: ProblemSpec, command: str,
                ) -> tuple[Path, str]:
     """The output (default IMAGE.COMMAND.zarr beside the image) and its kind, checked: not an
     input, a folder only if it is a Zarr store."""
-    from .outputs import check_output, destination
-
     store, _ = stores.split(spec.image)
     if out is None:
         out = store.with_name(f"{store.stem}.{command}.zarr")

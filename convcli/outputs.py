@@ -134,7 +134,7 @@ def write_all(writers: Sequence[tuple[PathLike, Write]]) -> None:
             temporaries.append((temporary, target))
             with os.fdopen(handle, "wb") as file:
                 write(file)
-            os.chmod(temporary, 0o666 & ~_umask())   # mkstemp makes 0600; give the usual mode
+            os.chmod(temporary, 0o666 & ~umask())   # mkstemp makes 0600; give the usual mode
         for temporary, target in temporaries:
             os.replace(temporary, target)
     finally:
@@ -171,7 +171,8 @@ def write_atomic(path: PathLike, write: Write) -> None:
     write_all([(path, write)])
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's umask (read by setting it, then set back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

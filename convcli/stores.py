@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from .errors import InputError
 from .images import LoadedImage, load_image, to_gray
-from .outputs import destination
+from .outputs import destination, umask
 
 Array = NDArray[Any]
 TIFF = (".tif", ".tiff")
@@ -203,7 +203,7 @@ class Target:
         """Put the whole output in place: a file is renamed over the old; a store replaces
         the old store (moved aside first, deleted after)."""
         if self.kind == "npy":
-            os.chmod(self.temporary, 0o666 & ~_umask())
+            os.chmod(self.temporary, 0o666 & ~umask())
             os.replace(self.temporary, self.final)
             return
         old = None
@@ -252,9 +252,3 @@ def check_store_output(path: Path) -> None:
                                   for name in ("zarr.json", ".zarray", ".zgroup")):
         raise InputError(f"output {path} is a folder that is not a Zarr store: convcli will "
                          "not replace it; choose another --out")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -45,7 +45,7 @@ def compute(x, w, grad_output, geometry, groups, pixel, padding_mode="zeros", an
     for at in copies_of(pixel, geometry, padding_mode):
         one_hot[0, c, at[0], at[1]] = 1.0
     dy_dp = slide(one_hot, w, geometry, groups)                       # (1, O, OH, OW)
-    inside = article_row(x_padded[0], _pad_mask(geometry), geometry, anchor)
+    inside = article_row(x_padded[0], pad_mask(geometry), geometry, anchor)
     dy_dw, grad_w_nudged, window = nudged(x_padded, w, grad_output, geometry, groups,
                                           (0, *divmod(inside, ow)))
     w_flipped = flip_kernel(w, groups)                              # (C, O/groups, KH, KW)
@@ -128,10 +128,8 @@ def nudged(x_padded, w, grad_output, geometry, groups, output):
     output: (o, i, j). Returns (∂y(o,i,j)/∂w[o] (C/g·KH·KW,), dL/dw (O, C/g, KH, KW)) and the
     window x(o,i,j) read off x_padded, (C/g·KH·KW,)."""
     o, i, j = output
-    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    out_channels, group_channels, kh, kw = w.shape
     grad_w = np.zeros(w.shape)
-    dy_dw = np.zeros((group_channels, kh, kw))
+    dy_dw = np.zeros(w.shape[1:])
     for index in np.ndindex(*w.shape):
         one = np.zeros(w.shape)
         one[index] = 1.0
@@ -139,11 +137,7 @@ def nudged(x_padded, w, grad_output, geometry, groups, output):
         grad_w[index] = np.sum(grad_output * change)
         if index[0] == o:
             dy_dw[index[1:]] = change[0, o, i, j]
-    first = (o // (out_channels // groups)) * group_channels
-    window = x_padded[0, first : first + group_channels,
-                      i * sh : i * sh + (kh - 1) * dh + 1 : dh,
-                      j * sw : j * sw + (kw - 1) * dw + 1 : dw]
-    return dy_dw.ravel(), grad_w, window.ravel()
+    return dy_dw.ravel(), grad_w, window_of(x_padded, w.shape, geometry, groups, output)
 
 
 MAX_MATRIX = 400          # M is built when both its sides are at most this long
@@ -189,27 +183,25 @@ def batch_arrays(x, w, grad_output, geometry, groups, padding_mode):
 def bias_arrays(x_padded, w, grad_output, geometry, groups, inside, grad_b):
     """The bias as in a dense layer: y = w·x + b on step 3's window (b = 0 here), and dL/db by
     nudging each b by 1 (every output of its channel moves by 1): Σ dL/dy per channel."""
-    oh, ow = geometry.output_size
-    i, j = divmod(inside, ow)
-    _, window = nudged_window(x_padded, w, geometry, groups, (0, i, j))
+    i, j = divmod(inside, geometry.output_size[1])
+    window = window_of(x_padded, w.shape, geometry, groups, (0, i, j))
     y_neuron = np.array([np.dot(w[0].ravel(), window)])          # + b, with b = 0
-    nudges = np.array([np.sum(grad_output[0, o] * np.ones((oh, ow)))
-                       for o in range(w.shape[0])])
+    nudges = grad_output[0].sum(axis=(1, 2))          # Δy = 1 on channel o: Σ dL/dy · 1
     return {"y_neuron": y_neuron, "y_at_window": np.array([slide(x_padded, w, geometry,
                                                                  groups)[0, 0, i, j]]),
             "dL/db": grad_b, "dL/db_nudged": nudges}
 
 
-def nudged_window(x_padded, w, geometry, groups, output):
+def window_of(x_padded, w_shape, geometry, groups, output):
     """The window of output (o, i, j), read off x_padded: its C/g·KH·KW values."""
     o, i, j = output
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    out_channels, group_channels, kh, kw = w.shape
+    out_channels, group_channels, kh, kw = w_shape
     first = (o // (out_channels // groups)) * group_channels
     window = x_padded[0, first : first + group_channels,
                       i * sh : i * sh + (kh - 1) * dh + 1 : dh,
                       j * sw : j * sw + (kw - 1) * dw + 1 : dw]
-    return first, window.ravel()
+    return window.ravel()
 
 
 def matrix_arrays(x, w, grad_output, geometry, groups, padding_mode):
@@ -270,7 +262,7 @@ def col2im_arrays(grad_cols, x, w, grad_output, geometry, groups, padding_mode):
             "dL/dx_transposed": transposed, "output_padding": np.array(leftover)}
 
 
-def _pad_mask(geometry) -> np.ndarray:
+def pad_mask(geometry) -> np.ndarray:
     """(Hp, Wp): True on the padding."""
     top, _, left, _ = geometry.pad
     height, width = geometry.input_size

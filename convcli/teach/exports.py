@@ -2,8 +2,9 @@
 inside (DejaVu Sans Mono, subset to the characters convcli draws: nothing is fetched, so an
 offline render looks the same), and the notebook's view of one step.
 
-    text(walk) / svg(walk) / html(walk)       the whole walkthrough, as the terminal shows it
-    StepView(walk, i)                          one step, for Jupyter (walk.step(i))
+    svg_of(console)          the SVG of what a recording console printed, its font inside
+    fragment(walk)           an HTML <div> of the walkthrough (a notebook cell, the page)
+    StepView(walk, i)        one step, for Jupyter (walk.step(i))
 
 The interactive page (--export page.html) is page.py's; it embeds html(walk) too.
 """
@@ -51,24 +52,12 @@ def recorded(walk: Walkthrough, width: int = WIDTH, steps: list[int] | None = No
     return console
 
 
-def text(walk: Walkthrough, width: int = 80) -> str:
-    return recorded(walk, width).export_text()
-
-
 def svg_of(console: Console) -> str:
     """The console's SVG with the embedded font instead of Rich's Fira Code from a CDN."""
     document = console.export_svg(title="convcli explain")
     document = re.sub(r"@font-face\s*\{[^}]*\}\s*", "", document)
     document = document.replace("Fira Code", f'"{FAMILY}"')
     return document.replace("<style>", "<style>\n" + font_faces() + "\n", 1)
-
-
-def html_of(console: Console) -> str:
-    """The console's HTML page, its font embedded and used."""
-    document = console.export_html(inline_styles=True)
-    style = (f"<style>\n{font_faces()}\npre, code {{ font-family: \"{FAMILY}\", monospace; "
-             "line-height: normal; }\n</style>")
-    return document.replace("</head>", style + "\n</head>", 1)
 
 
 def fragment(walk: Walkthrough, steps: list[int] | None = None, width: int = WIDTH) -> str:

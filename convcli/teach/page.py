@@ -14,9 +14,7 @@ import html
 import json
 from typing import Any
 
-import numpy as np
-
-from .arrays import copies_of
+from .arrays import copies_of, pad_mask
 from .exports import FAMILY, font_faces, fragment
 from .model import Walkthrough
 from .text import fmt, tap_names
@@ -52,8 +50,7 @@ def explorer_data(walk: Walkthrough) -> dict[str, Any]:
     x = a["x_padded"][0, c]
     w = a["w"][o, c % group_channels]
     y = a["y"][0, o]
-    inside = np.zeros(g.padded_size, bool)
-    inside[top: top + g.input_size[0], left: left + g.input_size[1]] = True
+    inside = ~pad_mask(g)
     windows: list[dict[str, Any]] = []
     touches: dict[str, list[list[Any]]] = {}
     for i in rows:

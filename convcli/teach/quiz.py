@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .arrays import pad_mask
 from .grids import channel_grids, kernel_grids
 from .model import Grid, Step, Walkthrough
 from .text import tap_names
@@ -60,11 +61,10 @@ def make_quiz(walk: Walkthrough, count: int, student: str) -> Quiz:
     seed = int.from_bytes(hashlib.sha256(student.encode("utf-8")).digest()[:8], "little")
     rng = np.random.default_rng(seed)
     pool = [(name, index) for name in ASKED for index in np.ndindex(*walk.arrays[name].shape)]
-    kinds = list(ASKED)
     chosen: list[tuple[str, tuple[int, ...]]] = []
     order = rng.permutation(len(pool))
     for k in range(count):                     # round-robin over the kinds, then any cell
-        kind = kinds[k % len(kinds)]
+        kind = ASKED[k % len(ASKED)]
         pick = next((pool[i] for i in order if pool[i][0] == kind and pool[i] not in chosen),
                     None) or next((pool[i] for i in order if pool[i] not in chosen), None)
         if pick is None:
@@ -101,8 +101,6 @@ def worksheet(walk: Walkthrough, quiz: Quiz) -> list[Step]:
     g = walk.geometry
     top, bottom, left, right = g.pad
     names = tap_names(*g.kernel_size)
-    pad_mask = np.ones(g.padded_size, bool)
-    pad_mask[top: top + g.input_size[0], left: left + g.input_size[1]] = False
     (sh, sw), (dh, dw) = g.stride, g.dilation
     text = [
         (f"Exercise for {quiz.student}. y = x ⋆ w (a cross-correlation: the kernel is not "
@@ -112,7 +110,7 @@ def worksheet(walk: Walkthrough, quiz: Quiz) -> list[Step]:
         ("Answer with one number per question, in a JSON file: {\"1\": 20, \"2\": -3.5, ...}; "
         "then `convcli explain --grade answers.json --key KEY.json` marks it."),
     ]
-    grids = channel_grids("x, padded", a["x_padded"][0], dim=pad_mask, focus=(0, 0))
+    grids = channel_grids("x, padded", a["x_padded"][0], dim=pad_mask(g), focus=(0, 0))
     grids += kernel_grids("w", a["w"], names)
     grids += channel_grids("dL/dy", a["dL/dy"][0], focus=(0, 0), prefix="o")
     questions = Grid("questions", np.array([["?"] for _ in quiz.questions], dtype=object),

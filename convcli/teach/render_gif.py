@@ -107,10 +107,9 @@ def _backward_frame(walk, rows, cols, r0, q0):
     dh, dw = g.dilation
     span_h, span_w = g.dilated_kernel_size
     names = tap_names(kh, kw)
-    span_h0, span_w0 = g.dilated_kernel_size
     hp, wp = g.padded_size
     # the padded dL/dy reaches the rows windows use; beyond them (a stride's leftovers) zeros
-    grad = np.zeros((hp + span_h0 - 1, wp + span_w0 - 1))
+    grad = np.zeros((hp + span_h - 1, wp + span_w - 1))
     given = a["dL/dy_padded"][0, out_channel]
     grad[: given.shape[0], : given.shape[1]] = given
     result = a["dL/dx_padded"][0, channel]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..geometry import Geometry
-from .arrays import copies_of, flipped_footprint
+from .arrays import copies_of, flipped_footprint, pad_mask
 from .grids import article_row, channel_grids, kernel_grids
 from .model import MAX_CHANNEL_GRIDS, Grid, Step
 from .text import (
@@ -58,11 +58,7 @@ class Scene:
     @property
     def pad_mask(self) -> np.ndarray:
         """(Hp, Wp): True on the padding."""
-        top, _, left, _ = self.geometry.pad
-        height, width = self.geometry.input_size
-        mask = np.ones(self.geometry.padded_size, bool)
-        mask[top : top + height, left : left + width] = False
-        return mask
+        return pad_mask(self.geometry)
 
     @property
     def many(self) -> bool:

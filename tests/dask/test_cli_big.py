@@ -352,9 +352,15 @@ def test_outputs_and_batch_jobs_are_absolute_for_workers_elsewhere(tmp_path, mon
     target = stores.target(Path("rel.zarr"), "zarr")
     assert target.final.is_absolute() and target.temporary.is_absolute()
     Image.fromarray(np.zeros((6, 6), np.uint8)).save("a.png")
+    import convcli.batch
+
     seen = []
-    monkeypatch.setattr("convcli.batch._one", lambda job, options: seen.append(job) or
-                        __import__("convcli.batch").batch.Done(job[0].image, job[1], 0.0))
+
+    def one(job, options):
+        seen.append(job)
+        return convcli.batch.Done(job[0].image, job[1], 0.0)
+
+    monkeypatch.setattr(convcli.batch, "_one", one)
     run_batch(ProblemSpec(Path("a.png"), "box3"), [Path("a.png")], out_dir=Path("."),
               scheduler="synchronous")
     assert seen[0][0].image.is_absolute() and seen[0][1].is_absolute()
