@@ -20,10 +20,13 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
+
+from . import blas
 
 Chunk = tuple[slice, slice]
 """(items, rows): two slices of an output's N and OH axes."""
@@ -33,9 +36,14 @@ DEFAULT_MEMORY_BUDGET = 256 * 2**20
 conv2d_backward may use at once."""
 
 X_COL_CHUNK_BYTES = 16 * 2**20
-"""The largest piece of X_col per chunk, whatever the budget. Measured on the benchmark shapes
-c-e: 4 MiB was up to 1.2× slower than 8-32 MiB on e; 8-32 MiB were within noise of each other,
-and fewer, larger products lose less when the other core is busy."""
+"""The largest piece of X_col per chunk when BLAS runs each product on every core (convcli
+cannot set its thread count). Measured on the benchmark shapes c-e: 4 MiB was up to 1.2× slower
+than 8-32 MiB on e; 8-32 MiB were within noise of each other."""
+
+SHARED_CHUNK_BYTES = 4 * 2**20
+"""The largest scratch of one chunk when each core's worker runs its own chunks on one BLAS
+thread (run_shared). Measured on the flat route, float32 c and d forward against torch:
+0.5, 1, 2, 4, 8 MiB gave 2.5, 2.0, 1.75, 1.58, 1.67× (c) and 2.1, 2.2, 1.85, 1.63, 1.85× (d)."""
 
 ONE_CHANNEL_CHUNK_BYTES = 2 * 2**20
 """Padded input rows and partial sum per chunk of the one-channel route (measured from 256 KiB
@@ -93,20 +101,113 @@ def even_slices(length: int, most: int) -> list[slice]:
     return [slice(start, stop) for start, stop in itertools.pairwise(bounds)]
 
 
-def run(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], batch: int,
-        output_rows: int, row_size: int, memory_budget: int, dtype: DTypeLike) -> Any:
-    """Run task(chunk, scratch) over chunks of the (batch, output_rows) output, in turn.
+@dataclass(frozen=True)
+class Design:
+    """How conv.py computes one layer: every choice of design in one place.
 
-    row_size: scratch elements one output row of one item needs. One scratch buffer, reused by
-    every chunk, holds at most min(memory_budget, X_COL_CHUNK_BYTES) bytes (or one row, if
-    more). Returns the sum of what the tasks return (None if nothing).
+    flat: the flat-shift X_col (flat.py), else the strided one (columns.py).
+    workers: threads for the chunks, each with single-threaded BLAS (run_shared); 1 means one
+        chunk at a time, each product on every core.
+    weight: dL/dW by "shifted" products (one per tap, no X_col) or by "columns" (X_colᵀ·dL/dY).
+    grad_input: dL/dX by "flipped" (dL/dy ⋆ flipped kernel, a forward pass) or "col2im".
+    """
+
+    flat: bool
+    workers: int
+    weight: Literal["shifted", "columns"]
+    grad_input: Literal["flipped", "col2im"]
+
+
+def route(stride: tuple[int, int], in_channels: int, out_channels: int) -> Design:
+    """The rule, from issue 18's measurements against torch on 2 cores (benchmarks/README.md).
+
+    Stride 1: the flat X_col on one worker per core (float32 c, d forward 1.96, 2.42× torch ->
+    1.58, 1.63×); dL/dW by shifted products (c 1.8 -> 1.5×, d 1.7 -> 1.6×); dL/dX flipped when
+    C >= O, else col2im, whose product (C·KH·KW × O)·(O × M) has more rows than the flipped
+    one's (C × O·KH·KW)·(…) (d, C = 32, O = 64: 2.35× flipped, 1.75× col2im; c, C = O: 1.75×,
+    2.23×). Stride 2 (shape e): workers were no faster than one product on both cores (forward
+    1.63× on one, 1.7-2.3× on two with 1-8 MiB chunks), so it keeps the strided X_col, col2im.
+    """
+    if stride == (1, 1):
+        workers = threads() if blas.available() else 1
+        return Design(True, workers, "shifted",
+                     "flipped" if in_channels >= out_channels else "col2im")
+    return Design(False, 1, "columns", "col2im")
+
+
+def run(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], batch: int,
+        output_rows: int, row_size: int, memory_budget: int, dtype: DTypeLike, *,
+        workers: int = 1, one_item: bool = False, rows_overlap: bool = False) -> Any:
+    """Run task(chunk, scratch) over chunks of the (batch, output_rows) output and return the sum
+    of what the tasks return (None if nothing).
+
+    row_size: scratch elements one output row of one item needs. On `workers` threads
+    (run_shared), each with scratch of at most SHARED_CHUNK_BYTES (and memory_budget / workers);
+    on one, in turn with up to X_COL_CHUNK_BYTES, each product on every core. one_item: no
+    chunk holds more than one item. rows_overlap: chunks of one item add onto shared rows, so
+    they run at once only when every chunk is whole items.
     """
     itemsize = np.dtype(dtype).itemsize
-    plan = chunks(batch, output_rows, row_size * itemsize,
-                  min(X_COL_CHUNK_BYTES, memory_budget))
+    budget = min(SHARED_CHUNK_BYTES if workers > 1 else X_COL_CHUNK_BYTES,
+                 max(1, memory_budget // workers))
+    if one_item:
+        budget = min(budget, output_rows * row_size * itemsize)
+    plan = chunks(batch, output_rows, row_size * itemsize, budget)
+    if rows_overlap and any(rows.stop - rows.start < output_rows for _, rows in plan):
+        workers = 1
     most = max((items.stop - items.start) * (rows.stop - rows.start) for items, rows in plan)
-    buffer = scratch(row_size * most, dtype)
-    parts = [part for part in (task(chunk, buffer) for chunk in plan) if part is not None]
+    return run_shared(task, plan, row_size * most, dtype, workers)
+
+
+def run_shared(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], plan: list[Chunk],
+               chunk_size: int, dtype: DTypeLike, workers: int) -> Any:
+    """Run task(chunk, scratch) over the chunks of plan on `workers` threads, each with
+    single-threaded BLAS (blas.one_thread), and return the sum of what the tasks return (None if
+    nothing).
+
+    The calling thread is one of the workers; each takes the next chunk when it is done with
+    one (a busy core does not hold back the other), in its own scratch of chunk_size elements.
+    Tasks must write disjoint outputs or return what is to be summed. Run from inside a worker,
+    or with one worker, it is ``run`` in turn on this thread.
+    """
+    if workers < 2 or len(plan) < 2 or getattr(_kept, "worker", False) or not blas.available():
+        parts = _work_through(task, iter(plan), threading.Lock(), chunk_size, dtype)
+        return _total(parts)
+    todo, lock = iter(plan), threading.Lock()
+    with blas.one_thread():
+        helpers = [pool(workers - 1).submit(_as_worker, task, todo, lock, chunk_size, dtype)
+                   for _ in range(workers - 1)]
+        try:
+            parts = _work_through(task, todo, lock, chunk_size, dtype)
+        finally:
+            for helper in helpers:
+                helper.cancel()                 # not started yet: the chunks are all taken
+            done = [helper.result() for helper in helpers if not helper.cancelled()]
+    return _total([part for share in done for part in share] + parts)
+
+
+def _as_worker(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], todo: Any,
+               lock: threading.Lock, chunk_size: int, dtype: DTypeLike) -> list[NDArray[Any]]:
+    _kept.worker = True
+    return _work_through(task, todo, lock, chunk_size, dtype)
+
+
+def _work_through(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], todo: Any,
+                  lock: threading.Lock, chunk_size: int, dtype: DTypeLike) -> list[NDArray[Any]]:
+    """Take chunks from the shared iterator todo until none are left; -> the task's results."""
+    buffer = scratch(chunk_size, dtype)
+    parts: list[NDArray[Any]] = []
+    while True:
+        with lock:
+            chunk = next(todo, None)
+        if chunk is None:
+            return parts
+        part = task(chunk, buffer)
+        if part is not None:
+            parts.append(part)
+
+
+def _total(parts: list[NDArray[Any]]) -> Any:
     return sum(parts[1:], parts[0]) if parts else None
 
 

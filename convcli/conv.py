@@ -15,9 +15,12 @@ of the backward pass also have PyTorch's names and argument order (``torch.nn.gr
 
 Speed and memory: X_col is never built whole. The output is cut into chunks of batch items and
 output rows whose piece of X_col fits ``memory_budget`` bytes (chunking.py); each chunk copies
-its piece (as X_colᵀ, (C·KH·KW, rows·OW), see columns.py), multiplies, and moves on. BLAS runs
-each product on every core. (Measured on 2 cores and not kept: running these chunks on a thread
-pool, which oversubscribes the cores BLAS already uses, and copying with two threads.)
+its piece (as X_colᵀ, (C·KH·KW, rows·OW)), multiplies, and moves on. At stride 1 the pieces
+come from the flat layout (flat.py: each row of X_colᵀ one contiguous run) and the chunks run
+on one worker per core, each with single-threaded BLAS; dL/dW there skips X_col: one product
+per kernel tap, dL/dY times the input shifted by the tap. At stride 2 and more, X_colᵀ is
+columns.py's strided copy and BLAS runs each product on every core. Which design runs which
+layer is one rule, chunking.route, with the measurements behind it.
 
 With one input and one output channel per group (grey images, depthwise layers), X_col's product
 is a matrix-vector product, cheap next to the copy: conv2d then takes depthwise.py's route,
@@ -32,8 +35,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from . import borders, depthwise
-from .chunking import DEFAULT_MEMORY_BUDGET, Chunk, run
+from . import borders, depthwise, flat
+from .chunking import DEFAULT_MEMORY_BUDGET, Chunk, route, run
 from .columns import (
     col2im_t_add,
     columns_t,
@@ -87,8 +90,16 @@ def conv2d(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
     if depthwise.suits(w.shape, groups, geometry):     # one channel in and out per group
         return depthwise.conv2d_one_channel(x, w, b, geometry, groups, budget, padding_mode)
     n, c, o, (oh, ow) = x.shape[0], x.shape[1], w.shape[0], geometry.output_size
-    x_padded = pad_input(x, geometry, padding_mode)                 # (N, C, Hp, Wp)
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
+    plan = route(geometry.stride, c, o)
+    if plan.flat:
+        x_flat = flat.padded_flat(x, geometry, padding_mode)       # (N, C, Hp·Wp + tail)
+        task = partial(_forward_chunk_flat, x_flat=x_flat, w=w, b=b, y=y, geometry=geometry,
+                       groups=groups)
+        run(task, n, oh, (c * w[0, 0].size + o) * geometry.padded_size[1], budget, x.dtype,
+            workers=plan.workers)
+        return y
+    x_padded = pad_input(x, geometry, padding_mode)                 # (N, C, Hp, Wp)
     task = partial(_forward_chunk, x_padded=x_padded, w=w, b=b, y=y, geometry=geometry,
                    groups=groups)
     run(task, n, oh, (c * w[0, 0].size + o) * ow, budget, x.dtype)
@@ -107,6 +118,16 @@ def _forward_chunk(chunk: Chunk, scratch: Array, *, x_padded: Array, w: Array, b
     store_rows_t(y_t, y, chunk)
 
 
+def _forward_chunk_flat(chunk: Chunk, scratch: Array, *, x_flat: Array, w: Array,
+                        b: Array | None, y: Array, geometry: Geometry, groups: int) -> None:
+    """Yᵀ = Wᵀ · X_colᵀ for one chunk of the flat layout (flat.py), Wp columns per output row."""
+    cols_t = flat.columns_t(x_flat, geometry, chunk, scratch)      # (C·KH·KW, Mc), Mc = n·R·Wp
+    m = cols_t.shape[1]
+    y_t = scratch[cols_t.size : cols_t.size + w.shape[0] * m].reshape(groups, -1, m)
+    _matmul(per_group_weights(w, groups), split_groups(cols_t, groups), out=y_t)
+    flat.store_rows_t(y_t, y, chunk, b)
+
+
 def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, padding: Any = 0,
                     dilation: Any = 1, groups: int = 1, padding_mode: str = "zeros",
                     flip: bool = False, grad_input_route: Route = "auto",
@@ -117,8 +138,8 @@ def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, paddin
     -> (dL/dx (N, C, H, W), dL/dw (O, C/groups, KH, KW), dL/db (O,)).
 
     grad_input_route: "col2im" (dL/dx = col2im(dL/dY · W)), "flipped" (dL/dx = dL/dy, dilated by
-    the stride, fully correlated with the flipped, channel-swapped kernel) or "auto" (flipped at
-    stride 1, col2im otherwise: the faster one measured on each).
+    the stride, fully correlated with the flipped, channel-swapped kernel) or "auto" (the faster
+    one measured for the layer's stride and channels: chunking.route).
     padding_mode, flip: as in conv2d; dL/dx folds the gradient of each padded cell back onto
     the pixel it copied (borders.fold), and dL/dw is for the kernel as given (flipped back).
     memory_budget: bytes of scratch, as in conv2d.
@@ -130,9 +151,7 @@ def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, paddin
     check_grad_output(grad_output, x.shape, w.shape, geometry)
     budget = check_budget(memory_budget)
     borders.check_mode(padding_mode, geometry.input_size, geometry.pad)
-    if grad_input_route == "auto":
-        grad_input_route = "flipped" if geometry.stride == (1, 1) else "col2im"
-    if grad_input_route not in ("col2im", "flipped"):
+    if grad_input_route not in ("auto", "col2im", "flipped"):
         raise InputError(
             f"grad_input_route must be 'auto', 'col2im' or 'flipped', got {grad_input_route!r}"
         )
@@ -140,14 +159,8 @@ def conv2d_backward(grad_output: Any, x: Any, w: Any, *, stride: Any = 1, paddin
     w_used = flipped(w) if flip else w
     grad_weight = _grad_weight(grad_output, x, w.shape, geometry, groups, budget, padding_mode)
     grad_bias = grad_output.sum(axis=(0, 2, 3))
-    route = _grad_input_col2im if grad_input_route == "col2im" else _grad_input_flipped
-    if padding_mode == "zeros":
-        grad_input = route(grad_output, x.shape, w_used, geometry, groups, budget)
-    else:       # dL/d(padded x), its border then folded back onto the pixels it copied
-        padded_shape = x.shape[:2] + geometry.padded_size
-        grad_padded = route(grad_output, padded_shape, w_used, unpadded(geometry), groups,
-                            budget)
-        grad_input = borders.fold(grad_padded, geometry.pad, padding_mode, geometry.input_size)
+    grad_input = _grad_input(grad_output, x.shape, w_used, geometry, groups, budget,
+                             padding_mode, grad_input_route)
     return grad_input, flipped(grad_weight) if flip else grad_weight, grad_bias
 
 
@@ -180,13 +193,24 @@ def conv2d_input(input_size: Any, weight: Any, grad_output: Any, *, stride: Any 
     grad_output, w, shape, geometry = _prepare_grad_input(grad_output, input_size, weight,
                                                           stride, padding, dilation, groups)
     borders.check_mode(padding_mode, geometry.input_size, geometry.pad)
-    if padding_mode != "zeros":                 # dL/d(padded x), then folded back
-        route = _grad_input_flipped if geometry.stride == (1, 1) else _grad_input_col2im
-        grad_padded = route(grad_output, shape[:2] + geometry.padded_size, w,
-                            unpadded(geometry), groups, check_budget(memory_budget))
-        return borders.fold(grad_padded, geometry.pad, padding_mode, geometry.input_size)
-    route = _grad_input_flipped if geometry.stride == (1, 1) else _grad_input_col2im
-    return route(grad_output, shape, w, geometry, groups, check_budget(memory_budget))
+    return _grad_input(grad_output, shape, w, geometry, groups, check_budget(memory_budget),
+                       padding_mode)
+
+
+def _grad_input(grad_output: Array, x_shape: tuple[int, int, int, int], w: Array,
+                geometry: Geometry, groups: int, memory_budget: int, padding_mode: str,
+                name: Route = "auto") -> Array:
+    """dL/dX by the named route ("auto": chunking.route's choice for the layer); with a border
+    mode, dL/d(padded x) with its border folded back onto the pixels it copied."""
+    plan = route(geometry.stride, x_shape[1], w.shape[0])
+    name = plan.grad_input if name == "auto" else name
+    function = (_grad_input_flipped if name == "flipped"
+                else _grad_input_flat if plan.flat else _grad_input_col2im)
+    if padding_mode == "zeros":
+        return function(grad_output, x_shape, w, geometry, groups, memory_budget)
+    grad_padded = function(grad_output, x_shape[:2] + geometry.padded_size, w,
+                           unpadded(geometry), groups, memory_budget)
+    return borders.fold(grad_padded, geometry.pad, padding_mode, geometry.input_size)
 
 
 def _grad_weight(grad_output: Array, x: Array, w_shape: tuple[int, ...], geometry: Geometry,
@@ -196,6 +220,14 @@ def _grad_weight(grad_output: Array, x: Array, w_shape: tuple[int, ...], geometr
         return depthwise.grad_weight_one_channel(grad_output, x, geometry, groups, memory_budget,
                                                  padding_mode)
     n, c, (oh, ow) = x.shape[0], x.shape[1], geometry.output_size
+    plan = route(geometry.stride, c, w_shape[0])
+    if plan.flat:           # plan.weight == "shifted": dL/dY (O, R·Wp) per chunk of one item
+        x_flat = flat.padded_flat(x, geometry, padding_mode)       # (N, C, Hp·Wp + tail)
+        task = partial(_grad_weight_chunk_shifted, x_flat=x_flat, grad_output=grad_output,
+                       geometry=geometry, groups=groups)
+        shifted: Array = run(task, n, oh, w_shape[0] * geometry.padded_size[1], memory_budget,
+                             x.dtype, workers=plan.workers, one_item=True)
+        return np.ascontiguousarray(shifted).reshape(w_shape)
     x_padded = pad_input(x, geometry, padding_mode)                 # (N, C, Hp, Wp)
     task = partial(_grad_weight_chunk, x_padded=x_padded, grad_output=grad_output,
                    geometry=geometry, groups=groups)
@@ -214,14 +246,33 @@ def _grad_weight_chunk(chunk: Chunk, scratch: Array, *, x_padded: Array, grad_ou
     return _matmul(grad_y, split_groups(cols_t, groups).swapaxes(-1, -2))
 
 
+def _grad_weight_chunk_shifted(chunk: Chunk, scratch: Array, *, x_flat: Array,
+                               grad_output: Array, geometry: Geometry, groups: int) -> Array:
+    """One chunk's part of dL/dW, tap by tap, without X_col: dL/dW[:, :, kh, kw] is dL/dY times
+    the input shifted by the tap, a view of the flat buffer (one item per chunk)."""
+    items, rows = chunk
+    grad_y = flat.rows_t(grad_output, chunk, geometry, scratch)    # (O, R·Wp)
+    m, (kh, kw), (dh, dw) = grad_y.shape[1], geometry.kernel_size, geometry.dilation
+    wp, c, o = geometry.padded_size[1], x_flat.shape[1], grad_y.shape[0]
+    grad_y = grad_y.reshape(groups, o // groups, m)
+    plane = x_flat[items.start]                                      # (C, L)
+    out = np.empty((kh, kw, groups, o // groups, c // groups), dtype=x_flat.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            start = (rows.start + i * dh) * wp + j * dw
+            shifted = plane[:, start : start + m].reshape(groups, c // groups, m)
+            np.matmul(grad_y, shifted.swapaxes(-1, -2), out=out[i, j])
+    return out.transpose(2, 3, 4, 0, 1)      # (G, Og, Cg, KH, KW)
+
+
 def grad_input_col2im(grad_output: Any, x_shape: Any, w: Any, *, stride: Any = 1,
                       padding: Any = 0, dilation: Any = 1, groups: int = 1,
                       memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Array:
     """dL/dx by route 1: col2im(dL/dY · W). grad_output (N, O, OH, OW) -> (N, C, H, W)."""
     grad_output, w, shape, geometry = _prepare_grad_input(grad_output, x_shape, w, stride,
                                                           padding, dilation, groups)
-    return _grad_input_col2im(grad_output, shape, w, geometry, groups,
-                              check_budget(memory_budget))
+    return _grad_input(grad_output, shape, w, geometry, groups, check_budget(memory_budget),
+                       "zeros", "col2im")
 
 
 def grad_input_flipped(grad_output: Any, x_shape: Any, w: Any, *, stride: Any = 1,
@@ -235,8 +286,8 @@ def grad_input_flipped(grad_output: Any, x_shape: Any, w: Any, *, stride: Any = 
     """
     grad_output, w, shape, geometry = _prepare_grad_input(grad_output, x_shape, w, stride,
                                                           padding, dilation, groups)
-    return _grad_input_flipped(grad_output, shape, w, geometry, groups,
-                               check_budget(memory_budget))
+    return _grad_input(grad_output, shape, w, geometry, groups, check_budget(memory_budget),
+                       "zeros", "flipped")
 
 
 def unpadded(geometry: Geometry) -> Geometry:
@@ -283,7 +334,8 @@ def _grad_input_col2im(grad_output: Array, x_shape: tuple[int, int, int, int], w
     task = partial(_grad_input_col2im_chunk, grad_output=grad_output, w=w, geometry=geometry,
                    groups=groups, grad_padded=grad_padded)
     (oh, ow), o = geometry.output_size, w.shape[0]
-    run(task, n, oh, (c * w[0, 0].size + o) * ow, memory_budget, grad_output.dtype)
+    run(task, n, oh, (c * w[0, 0].size + o) * ow, memory_budget, grad_output.dtype,
+        rows_overlap=True)
     return grad_padded[:, :, top : top + height, left : left + width].copy()
 
 
@@ -298,6 +350,32 @@ def _grad_input_col2im_chunk(chunk: Chunk, scratch: Array, *, grad_output: Array
     _matmul(per_group_weights(w, groups).swapaxes(-1, -2), grad_y, out=grad_cols_t)
     # chunks run in turn: neighbouring row chunks add onto the input rows they share
     col2im_t_add(grad_cols_t.reshape(groups * k_group, m), grad_padded, geometry, chunk)
+
+
+def _grad_input_flat(grad_output: Array, x_shape: tuple[int, int, int, int], w: Array,
+                     geometry: Geometry, groups: int, memory_budget: int) -> Array:
+    """dL/dX = col2im(dL/dY · W) in the flat layout (stride 1), whole items per worker."""
+    n, c, height, width = x_shape
+    top, _, left, _ = geometry.pad
+    (hp, wp), o, (oh, _) = geometry.padded_size, w.shape[0], geometry.output_size
+    grad_flat = np.zeros((n, c, hp * wp + flat.tail_size(geometry)), dtype=grad_output.dtype)
+    task = partial(_grad_input_flat_chunk, grad_output=grad_output, w=w, geometry=geometry,
+                   groups=groups, grad_flat=grad_flat)
+    run(task, n, oh, (c * w[0, 0].size + o) * wp, memory_budget, grad_output.dtype,
+        workers=route(geometry.stride, c, o).workers, rows_overlap=True)
+    return flat.unflatten(grad_flat, geometry)[:, :, top : top + height, left : left + width].copy()
+
+
+def _grad_input_flat_chunk(chunk: Chunk, scratch: Array, *, grad_output: Array, w: Array,
+                           geometry: Geometry, groups: int, grad_flat: Array) -> None:
+    grad_y = flat.rows_t(grad_output, chunk, geometry, scratch)    # (O, Mc), zero extra columns
+    m, k_group = grad_y.shape[1], w[0].size
+    grad_cols_t = scratch[grad_y.size : grad_y.size + groups * k_group * m].reshape(
+        groups, k_group, m)
+    # dL/dX_colᵀ = Wᵀ · dL/dYᵀ per group: (G, Kg, Og) · (G, Og, Mc) -> (G, Kg, Mc)
+    _matmul(per_group_weights(w, groups).swapaxes(-1, -2), grad_y.reshape(groups, -1, m),
+            out=grad_cols_t)
+    flat.col2im_t_add(grad_cols_t.reshape(groups * k_group, m), grad_flat, geometry, chunk)
 
 
 def _grad_input_flipped(grad_output: Array, x_shape: tuple[int, int, int, int], w: Array,

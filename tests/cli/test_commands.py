@@ -489,6 +489,7 @@ def test_a_bug_deep_in_the_core_is_ours_not_the_users(small, monkeypatch, args, 
 
     monkeypatch.setattr("convcli.columns.windows_t", broken)
     monkeypatch.setattr("convcli.columns.windows", broken)
+    monkeypatch.setattr("convcli.flat.columns_t", broken)           # stride 1's X_col
     before = sorted(p.name for p in small.iterdir())
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 1, result.output

@@ -40,6 +40,21 @@ def plans(monkeypatch):
     return made
 
 
+@pytest.fixture(autouse=True)
+def two_workers(monkeypatch):
+    """Two workers wherever the core runs chunks on workers, whatever this machine's CPUs."""
+    monkeypatch.setattr(convcli.chunking, "threads", lambda: 2)
+
+
+def forward_row_bytes(x_shape, w_shape, geometry, itemsize):
+    """(scratch bytes per output row of the forward pass, workers sharing the budget): X_colᵀ's
+    columns and the O outputs of a row, Wp wide on the flat route (stride 1), OW wide else."""
+    design = convcli.chunking.route(geometry.stride, x_shape[1], w_shape[0])
+    width = geometry.padded_size[1] if design.flat else geometry.output_size[1]
+    row = (x_shape[1] * w_shape[2] * w_shape[3] + w_shape[0]) * width * itemsize
+    return row, design.workers
+
+
 def all_results(x, w, b, grad_output, options, budget, route="auto"):
     y = conv2d(x, w, b, memory_budget=budget, **options)
     grads = conv2d_backward(grad_output, x, w, memory_budget=budget, grad_input_route=route,
@@ -180,10 +195,9 @@ def test_row_chunks_split_windows(x_shape, w_shape, options, rows_per_chunk, dty
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype)
     geometry = resolve(x_shape[2:], w_shape[2:], **options)
-    # scratch per output row: its X_colᵀ columns and its O outputs
-    row_bytes = (x_shape[1] * w_shape[2] * w_shape[3] + w_shape[0]) * geometry.output_size[1]
-    row_bytes *= x.itemsize
-    budget = rows_per_chunk * row_bytes
+    # scratch per output row: its X_colᵀ columns and its O outputs, for each of the workers
+    row_bytes, workers = forward_row_bytes(x_shape, w_shape, geometry, x.itemsize)
+    budget = rows_per_chunk * row_bytes * workers
     grad_output = rng.standard_normal((x_shape[0], w_shape[0]) + geometry.output_size)
     grad_output = grad_output.astype(dtype)
     for route in ("col2im", "flipped"):
@@ -203,8 +217,9 @@ def test_row_chunks_split_windows(x_shape, w_shape, options, rows_per_chunk, dty
 def test_chunks_of_whole_items(items_per_chunk, plans, rng):
     x, w = rng.standard_normal((7, 3, 6, 5)), rng.standard_normal((4, 3, 3, 3))
     grad_output = rng.standard_normal((7, 4, 6, 5))
-    row_bytes = (3 * 3 * 3 + 4) * 5 * x.itemsize             # X_colᵀ columns and outputs
-    budget = items_per_chunk * 6 * row_bytes                # items_per_chunk whole items
+    geometry = resolve((6, 5), 3, padding=1)
+    row_bytes, workers = forward_row_bytes(x.shape, w.shape, geometry, x.itemsize)
+    budget = items_per_chunk * 6 * row_bytes * workers      # items_per_chunk whole items
     chunked = all_results(x, w, None, grad_output, {"padding": 1}, budget)
     expected = (conv2d_loop(x, w, padding=1), *conv2d_backward_loop(grad_output, x, w, padding=1))
     for got, want in zip(chunked, expected):
@@ -323,9 +338,9 @@ def test_the_weight_gradient_plans_its_chunks_by_one_x_col_column_per_pixel(monk
     seen = []
     original = core.run
 
-    def spy(task, batch, output_rows, row_size, budget, dtype):
+    def spy(task, batch, output_rows, row_size, budget, dtype, **options):
         seen.append(row_size)
-        return original(task, batch, output_rows, row_size, budget, dtype)
+        return original(task, batch, output_rows, row_size, budget, dtype, **options)
 
     monkeypatch.setattr(core, "run", spy)
     rng = np.random.default_rng(0)

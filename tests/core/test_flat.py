@@ -1,0 +1,193 @@
+"""The stride-1 designs of issue 18: the flat-shift X_col, its adjoint, the workers that share
+chunks on single-threaded BLAS, and the rule that picks a design. Nothing here times anything;
+the reference tests (test_conv.py, test_chunking.py, test_torch_parity.py) check the answers."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import convcli.chunking
+from convcli import blas, conv2d, conv2d_backward, flat, im2col
+from convcli.chunking import chunks, route, run_shared
+from convcli.geometry import resolve
+from tests.configs import CONFIGS
+from tests.reference import conv2d_backward_loop, conv2d_loop
+
+STRIDE_1 = [c for c in CONFIGS if c[3].get("stride", 1) == 1]
+IDS = [c[0] for c in STRIDE_1]
+
+
+def flat_and_columns(config, rng):
+    _, x_shape, w_shape, options = config
+    options = {k: v for k, v in options.items() if k != "groups"}
+    x = rng.standard_normal(x_shape)
+    geometry = resolve(x_shape[2:], w_shape[2:], **options)
+    return x, geometry, flat.padded_flat(x, geometry), im2col(x, w_shape[2:], **options)
+
+
+@pytest.mark.parametrize("config", STRIDE_1, ids=IDS)
+def test_flat_columns_are_im2col_plus_extra_columns(config, rng):
+    """Columns j < OW of each chunk's flat X_colᵀ are im2col's rows; j >= OW are extra."""
+    x, geometry, x_flat, cols = flat_and_columns(config, rng)
+    n, (oh, ow), wp = x.shape[0], geometry.output_size, geometry.padded_size[1]
+    cols = cols.reshape(n, oh, ow, -1)                       # (N, OH, OW, C·KH·KW)
+    plan = chunks(n, oh, row_bytes=1, budget=2) + chunks(n, oh, row_bytes=1, budget=2 * oh)
+    for chunk in plan:
+        items, rows = chunk
+        r = rows.stop - rows.start
+        got = flat.columns_t(x_flat, geometry, chunk, np.empty(cols.shape[-1] * n * r * wp))
+        got = got.reshape(-1, items.stop - items.start, r, wp)[..., :ow]
+        want = cols[items, rows].transpose(3, 0, 1, 2)       # (C·KH·KW, n, R, OW)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("config", STRIDE_1, ids=IDS)
+def test_flat_col2im_is_the_adjoint_of_flat_columns(config, rng):
+    """<columns_t(x), G> = <x, col2im_t_add(G)> summed over chunks, G zero in the extra columns."""
+    x, geometry, x_flat, cols = flat_and_columns(config, rng)
+    n, (oh, ow), wp = x.shape[0], geometry.output_size, geometry.padded_size[1]
+    grad_flat = np.zeros_like(x_flat)
+    left_side = 0.0
+    for chunk in chunks(n, oh, row_bytes=1, budget=2):       # two rows: windows split
+        r = rows_of(chunk)
+        g = rng.standard_normal((cols.shape[1], n_of(chunk), r, wp))
+        g[..., ow:] = 0.0
+        g = g.reshape(cols.shape[1], -1)
+        got = flat.columns_t(x_flat, geometry, chunk, np.empty(g.size))
+        left_side += np.vdot(got, g)
+        flat.col2im_t_add(g, grad_flat, geometry, chunk)
+    assert np.vdot(x_flat, grad_flat) == pytest.approx(left_side, rel=1e-12, abs=1e-12)
+    tail = flat.tail_size(geometry)
+    if tail:
+        np.testing.assert_array_equal(grad_flat[..., -tail:], 0.0)
+
+
+def rows_of(chunk):
+    return chunk[1].stop - chunk[1].start
+
+
+def n_of(chunk):
+    return chunk[0].stop - chunk[0].start
+
+
+# -- the rule ----------------------------------------------------------------------------------
+
+
+def test_the_rule_picks_a_design_per_layer(monkeypatch):
+    monkeypatch.setattr(convcli.chunking, "threads", lambda: 2)
+    c = route((1, 1), 64, 64)
+    assert c.flat and c.weight == "shifted" and c.grad_input == "flipped"
+    assert c.workers == (2 if blas.available() else 1)
+    assert route((1, 1), 32, 64).grad_input == "col2im"        # C < O: col2im's product is taller
+    e = route((2, 2), 128, 256)
+    assert not e.flat and e.workers == 1 and e.weight == "columns" and e.grad_input == "col2im"
+    assert not route((1, 2), 4, 4).flat
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(3, 6, 9, 8), (1, 6, 9, 8)], ids=["3 items", "1 item"])
+def test_many_chunks_on_two_workers_match_the_loop(shape, dtype, monkeypatch, rng):
+    """Row chunks of one item (dL/dX's col2im adds in turn) and whole items, on two workers."""
+    monkeypatch.setattr(convcli.chunking, "threads", lambda: 2)
+    x = rng.standard_normal(shape).astype(dtype)
+    for w_shape in ((4, 6, 3, 3), (9, 6, 3, 3)):          # C >= O: flipped, C < O: col2im
+        w = rng.standard_normal(w_shape).astype(dtype)
+        b = rng.standard_normal(w_shape[0]).astype(dtype)
+        grad_output = rng.standard_normal((shape[0], w_shape[0], 9, 8)).astype(dtype)
+        want = (conv2d_loop(x, w, b, padding=1),
+                *conv2d_backward_loop(grad_output.astype(np.float64), x, w, padding=1))
+        tol = 1e-11 if dtype == np.float64 else 1e-4
+        for budget in (600, 6000, 2**30):                  # rows, items, everything at once
+            got = (conv2d(x, w, b, padding=1, memory_budget=budget),
+                   *conv2d_backward(grad_output, x, w, padding=1, memory_budget=budget))
+            for g, e in zip(got, want, strict=True):
+                assert g.dtype == dtype
+                np.testing.assert_allclose(g, e, rtol=tol, atol=tol)
+
+
+# -- the workers ---------------------------------------------------------------------------------
+
+
+def plan_of(count):
+    return [(slice(k, k + 1), slice(0, 1)) for k in range(count)]
+
+
+def test_workers_sum_what_the_tasks_return_and_each_chunk_runs_once():
+    seen, lock = [], threading.Lock()
+
+    def task(chunk, scratch):
+        with lock:
+            seen.append((chunk[0].start, threading.get_ident()))
+        return np.array([chunk[0].start], dtype=np.float64)
+
+    total = run_shared(task, plan_of(50), 4, np.float64, workers=2)
+    assert total.tolist() == [sum(range(50))]
+    assert sorted(k for k, _ in seen) == list(range(50))
+
+
+def test_an_error_in_a_worker_reaches_the_caller():
+    def task(chunk, scratch):
+        if chunk[0].start == 7:
+            raise ValueError("chunk 7")
+
+    with pytest.raises(ValueError, match="chunk 7"):
+        run_shared(task, plan_of(20), 4, np.float64, workers=2)
+    assert convcli.chunking.run_shared(lambda c, s: None, plan_of(3), 4, np.float64, 2) is None
+
+
+def test_a_conv_inside_a_worker_runs_in_turn_there(rng):
+    """A task that itself calls conv2d (a worker's nested call) does not wait on the pool."""
+    x, w = rng.standard_normal((2, 3, 12, 12)), rng.standard_normal((4, 3, 3, 3))
+    want = conv2d_loop(x, w, padding=1)
+
+    def task(chunk, scratch):
+        return conv2d(x, w, padding=1, memory_budget=4000)
+
+    total = run_shared(task, plan_of(4), 4, np.float64, workers=2)
+    np.testing.assert_allclose(total, 4 * want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not blas.available(), reason="NumPy's BLAS thread count cannot be set here")
+def test_blas_runs_on_one_thread_inside_and_comes_back_after():
+    set_threads, get_threads = blas._controls()
+    before = get_threads()
+    set_threads(2)
+    try:
+        with blas.one_thread():
+            assert get_threads() == 1
+            with blas.one_thread():                        # nested: still one, not restored
+                assert get_threads() == 1
+            assert get_threads() == 1
+        assert get_threads() == 2
+        barrier, inside = threading.Barrier(3), []
+
+        def hold():
+            with blas.one_thread():
+                barrier.wait()                             # both threads inside at once
+                inside.append(get_threads())
+                barrier.wait()
+
+        threads = [threading.Thread(target=hold) for _ in range(2)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        barrier.wait()
+        for t in threads:
+            t.join()
+        assert inside == [1, 1] and get_threads() == 2
+    finally:
+        set_threads(before)
+
+
+def test_without_blas_control_the_chunks_run_in_turn(monkeypatch, rng):
+    monkeypatch.setattr(blas, "available", lambda: False)
+    monkeypatch.setattr(convcli.chunking, "threads", lambda: 2)
+    assert route((1, 1), 4, 4).workers == 1
+    calls = []
+
+    def task(chunk, scratch):
+        calls.append(threading.get_ident())
+
+    run_shared(task, plan_of(6), 4, np.float64, workers=2)
+    assert set(calls) == {threading.get_ident()}
