@@ -6,9 +6,10 @@ hand-off per product, and the products of a chunk are small). OpenBLAS's thread 
 number for the whole process, so ``one_thread()`` sets it to 1 while at least one convcli call
 needs it and puts the old count back when the last one ends.
 
-NumPy's wheels bundle OpenBLAS (``scipy_openblas``) with its own symbol names; the library is
-found by name among the process's loaded libraries. Where it is not found (another BLAS, or a
-platform without /proc) ``available()`` is False and convcli keeps one thread per product.
+NumPy's wheels bundle OpenBLAS (``scipy_openblas64_``) with its own symbol names, beside NumPy
+(numpy.libs); elsewhere the process's only loaded OpenBLAS is taken. Where neither is found
+(another BLAS, two OpenBLAS and no wheel) ``available()`` is False and convcli runs one chunk
+at a time, each product on BLAS's threads.
 """
 
 from __future__ import annotations
@@ -28,17 +29,21 @@ _SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads
 
 
 def _candidates() -> list[str]:
-    """Paths of loaded (or bundled) libraries whose name says OpenBLAS."""
-    paths = []
+    """Paths of NumPy's own OpenBLAS: the one its wheel bundles (numpy.libs, numpy/.dylibs), or
+    the only OpenBLAS loaded in the process. SciPy's wheels load a second OpenBLAS of their own
+    (scipy.libs), whose thread count does nothing to NumPy's products."""
+    numpy_dir = os.path.dirname(os.path.abspath(np.__file__))
+    bundled: list[str] = []
+    for pattern in ("../numpy.libs/*openblas*", ".dylibs/*openblas*"):
+        bundled += sorted(glob.glob(os.path.join(numpy_dir, pattern)))
+    if bundled:
+        return [path for path in bundled if os.path.isfile(path)]
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            paths = [line.split(None, 5)[-1].strip() for line in maps if "openblas" in line]
+            loaded = {line.split(None, 5)[-1].strip() for line in maps if "openblas" in line}
     except OSError:
-        pass
-    numpy_dir = os.path.dirname(np.__file__)
-    for pattern in ("../numpy.libs/*openblas*", ".dylibs/*openblas*"):
-        paths += glob.glob(os.path.join(numpy_dir, pattern))
-    return list(dict.fromkeys(path for path in paths if os.path.isfile(path)))
+        return []
+    return list(loaded) if len(loaded) == 1 else []
 
 
 @cache

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from . import blas
+from . import blas, cores
 
 Chunk = tuple[slice, slice]
 """(items, rows): two slices of an output's N and OH axes."""
@@ -166,7 +166,8 @@ def run_shared(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], plan:
     nothing).
 
     The calling thread is one of the workers; each takes the next chunk when it is done with
-    one (a busy core does not hold back the other), in its own scratch of chunk_size elements.
+    one (a busy core does not hold back the other), in its own scratch of chunk_size elements,
+    on its own CPU while no other shared run is going (cores.py).
     Tasks must write disjoint outputs or return what is to be summed. Run from inside a worker,
     or with one worker, it is ``run`` in turn on this thread.
     """
@@ -174,11 +175,12 @@ def run_shared(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], plan:
         parts = _work_through(task, iter(plan), threading.Lock(), chunk_size, dtype)
         return _total(parts)
     todo, lock = iter(plan), threading.Lock()
-    with blas.one_thread():
-        helpers = [pool(workers - 1).submit(_as_worker, task, todo, lock, chunk_size, dtype)
-                   for _ in range(workers - 1)]
+    with blas.one_thread(), cores.alone(workers) as cpus:
+        helpers = [pool(workers - 1).submit(_as_worker, task, todo, lock, chunk_size, dtype, cpu)
+                   for cpu in cpus[1:]]
         try:
-            parts = _work_through(task, todo, lock, chunk_size, dtype)
+            with cores.pinned(cpus[0]):
+                parts = _work_through(task, todo, lock, chunk_size, dtype)
         finally:
             for helper in helpers:
                 helper.cancel()                 # not started yet: the chunks are all taken
@@ -187,9 +189,11 @@ def run_shared(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], plan:
 
 
 def _as_worker(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], todo: Any,
-               lock: threading.Lock, chunk_size: int, dtype: DTypeLike) -> list[NDArray[Any]]:
+               lock: threading.Lock, chunk_size: int, dtype: DTypeLike,
+               cpu: int | None) -> list[NDArray[Any]]:
     _kept.worker = True
-    return _work_through(task, todo, lock, chunk_size, dtype)
+    with cores.pinned(cpu):
+        return _work_through(task, todo, lock, chunk_size, dtype)
 
 
 def _work_through(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], todo: Any,

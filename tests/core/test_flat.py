@@ -191,3 +191,24 @@ def test_without_blas_control_the_chunks_run_in_turn(monkeypatch, rng):
 
     run_shared(task, plan_of(6), 4, np.float64, workers=2)
     assert set(calls) == {threading.get_ident()}
+
+
+def test_it_is_numpys_blas_that_gets_one_thread():
+    """SciPy's wheels load a second OpenBLAS; setting that one's count left NumPy's products on
+    two threads inside each of two workers (c float32 forward 87 ms instead of 18 in bench.py).
+    threadpoolctl, which reads every loaded BLAS, is the witness."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    pytest.importorskip("scipy.linalg")                    # loads SciPy's OpenBLAS, if it has one
+    blas._controls.cache_clear()                           # look again, with SciPy's loaded
+    if not blas.available():
+        pytest.skip("NumPy's BLAS thread count cannot be set here")
+
+    def numpys():
+        infos = threadpoolctl.threadpool_info()
+        (info,) = [i for i in infos if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+        return info["num_threads"]
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        with blas.one_thread():
+            assert numpys() == 1
+        assert numpys() == 2
