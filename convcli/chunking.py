@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from . import blas, cores
+from .geometry import Geometry
 
 Chunk = tuple[slice, slice]
 """(items, rows): two slices of an output's N and OH axes."""
@@ -108,7 +109,8 @@ class Design:
     flat: the flat-shift X_col (flat.py), else the strided one (columns.py).
     workers: threads for the chunks, each with single-threaded BLAS (run_shared); 1 means one
         chunk at a time, each product on every core.
-    weight: dL/dW by "shifted" products (one per tap, no X_col) or by "columns" (X_colᵀ·dL/dY).
+    weight: dL/dW by "shifted" products (one per tap, no X_col; flat only) or by "columns"
+        (X_colᵀ·dL/dY).
     grad_input: dL/dX by "flipped" (dL/dy ⋆ flipped kernel, a forward pass) or "col2im".
     """
 
@@ -118,20 +120,28 @@ class Design:
     grad_input: Literal["flipped", "col2im"]
 
 
-def route(stride: tuple[int, int], in_channels: int, out_channels: int) -> Design:
+SHIFTED_FROM = 2048
+"""Output pixels of one item, counted Wp wide, from which dL/dW takes the shifted products."""
+
+
+def route(geometry: Geometry, in_channels: int, out_channels: int) -> Design:
     """The rule, from issue 18's measurements against torch on 2 cores (benchmarks/README.md).
 
     Stride 1: the flat X_col on one worker per core (float32 c, d forward 1.96, 2.42× torch ->
-    1.58, 1.63×); dL/dW by shifted products (c 1.8 -> 1.5×, d 1.7 -> 1.6×); dL/dX flipped when
-    C >= O, else col2im, whose product (C·KH·KW × O)·(O × M) has more rows than the flipped
-    one's (C × O·KH·KW)·(…) (d, C = 32, O = 64: 2.35× flipped, 1.75× col2im; c, C = O: 1.75×,
+    1.62, 1.64× in one bench.py run). dL/dW by shifted products, one (O × R·Wp)·(R·Wp × C) per
+    tap and chunk of one item, when an item has at least SHIFTED_FROM output pixels (c: 3248,
+    shifted 1.64×, X_col 1.78×); on smaller items they are too small and X_colᵀ·dL/dY over
+    several items wins (d: 1088, shifted 1.76×, X_col 1.61×). dL/dX flipped when C >= O, else
+    col2im, whose product (C·KH·KW × O)·(O × M) is taller than the flipped one's
+    (C × O·KH·KW)·(…) (d, C = 32, O = 64: flipped 2.35×, col2im 1.75×; c, C = O: 1.75×,
     2.23×). Stride 2 (shape e): workers were no faster than one product on both cores (forward
-    1.63× on one, 1.7-2.3× on two with 1-8 MiB chunks), so it keeps the strided X_col, col2im.
+    1.63× on one, 1.7-2.3× on two with 1-8 MiB chunks): the strided X_col and col2im.
     """
-    if stride == (1, 1):
+    if geometry.stride == (1, 1):
         workers = threads() if blas.available() else 1
-        return Design(True, workers, "shifted",
-                     "flipped" if in_channels >= out_channels else "col2im")
+        pixels = geometry.output_size[0] * geometry.padded_size[1]
+        return Design(True, workers, "shifted" if pixels >= SHIFTED_FROM else "columns",
+                      "flipped" if in_channels >= out_channels else "col2im")
     return Design(False, 1, "columns", "col2im")
 
 
@@ -176,7 +186,9 @@ def run_shared(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], plan:
         return _total(parts)
     todo, lock = iter(plan), threading.Lock()
     with blas.one_thread(), cores.alone(workers) as cpus:
-        helpers = [pool(workers - 1).submit(_as_worker, task, todo, lock, chunk_size, dtype, cpu)
+        errors = dict(np.geterr())          # NumPy's error state is per thread: the caller's
+        helpers = [pool(workers - 1).submit(_as_worker, task, todo, lock, chunk_size, dtype, cpu,
+                                            errors)
                    for cpu in cpus[1:]]
         try:
             with cores.pinned(cpus[0]):
@@ -190,9 +202,9 @@ def run_shared(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], plan:
 
 def _as_worker(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], todo: Any,
                lock: threading.Lock, chunk_size: int, dtype: DTypeLike,
-               cpu: int | None) -> list[NDArray[Any]]:
+               cpu: int | None, errors: dict[str, Any]) -> list[NDArray[Any]]:
     _kept.worker = True
-    with cores.pinned(cpu):
+    with cores.pinned(cpu), np.errstate(**errors):
         return _work_through(task, todo, lock, chunk_size, dtype)
 
 

@@ -91,7 +91,7 @@ def conv2d(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
         return depthwise.conv2d_one_channel(x, w, b, geometry, groups, budget, padding_mode)
     n, c, o, (oh, ow) = x.shape[0], x.shape[1], w.shape[0], geometry.output_size
     y = np.empty((n, o, oh, ow), dtype=x.dtype)
-    plan = route(geometry.stride, c, o)
+    plan = route(geometry, c, o)
     if plan.flat:
         x_flat = flat.padded_flat(x, geometry, padding_mode)       # (N, C, Hp·Wp + tail)
         task = partial(_forward_chunk_flat, x_flat=x_flat, w=w, b=b, y=y, geometry=geometry,
@@ -202,8 +202,11 @@ def _grad_input(grad_output: Array, x_shape: tuple[int, int, int, int], w: Array
                 name: Route = "auto") -> Array:
     """dL/dX by the named route ("auto": chunking.route's choice for the layer); with a border
     mode, dL/d(padded x) with its border folded back onto the pixels it copied."""
-    plan = route(geometry.stride, x_shape[1], w.shape[0])
-    name = plan.grad_input if name == "auto" else name
+    plan = route(geometry, x_shape[1], w.shape[0])
+    if name == "auto":
+        # a NaN or inf weight: the flipped route multiplies it by dL/dy's zero padding, NaN
+        # on pixels that weight never touches; col2im sums over the real windows only
+        name = plan.grad_input if np.isfinite(w).all() else "col2im"
     function = (_grad_input_flipped if name == "flipped"
                 else _grad_input_flat if plan.flat else _grad_input_col2im)
     if padding_mode == "zeros":
@@ -220,14 +223,26 @@ def _grad_weight(grad_output: Array, x: Array, w_shape: tuple[int, ...], geometr
         return depthwise.grad_weight_one_channel(grad_output, x, geometry, groups, memory_budget,
                                                  padding_mode)
     n, c, (oh, ow) = x.shape[0], x.shape[1], geometry.output_size
-    plan = route(geometry.stride, c, w_shape[0])
-    if plan.flat:           # plan.weight == "shifted": dL/dY (O, R·Wp) per chunk of one item
+    plan = route(geometry, c, w_shape[0])
+    if plan.flat:
         x_flat = flat.padded_flat(x, geometry, padding_mode)       # (N, C, Hp·Wp + tail)
-        task = partial(_grad_weight_chunk_shifted, x_flat=x_flat, grad_output=grad_output,
-                       geometry=geometry, groups=groups)
-        shifted: Array = run(task, n, oh, w_shape[0] * geometry.padded_size[1], memory_budget,
-                             x.dtype, workers=plan.workers, one_item=True)
-        return np.ascontiguousarray(shifted).reshape(w_shape)
+        options: dict[str, Any] = {"x_flat": x_flat, "grad_output": grad_output,
+                                   "geometry": geometry, "groups": groups}
+        per_row = (w_shape[0] + c * w_shape[2] * w_shape[3]) * geometry.padded_size[1]
+        with np.errstate(invalid="ignore"):         # 0 × inf in the extra columns, see below
+            if plan.weight == "shifted":            # scratch: dL/dY alone, one item per chunk
+                weights: Array = run(partial(_grad_weight_chunk_shifted, **options), n, oh,
+                                     w_shape[0] * geometry.padded_size[1], memory_budget,
+                                     x.dtype, workers=plan.workers, one_item=True)
+            else:
+                weights = run(partial(_grad_weight_chunk_flat, **options), n, oh, per_row,
+                              memory_budget, x.dtype, workers=plan.workers)
+        if not np.isfinite(weights).all():
+            # a NaN or inf of x that only the extra columns reach (0 × inf = NaN), or a true
+            # one: again with the extra columns of X_colᵀ zeroed, so that only windows count
+            exact = partial(_grad_weight_chunk_flat, zero_extra=True, **options)
+            weights = run(exact, n, oh, per_row, memory_budget, x.dtype, workers=plan.workers)
+        return np.ascontiguousarray(weights).reshape(w_shape)
     x_padded = pad_input(x, geometry, padding_mode)                 # (N, C, Hp, Wp)
     task = partial(_grad_weight_chunk, x_padded=x_padded, grad_output=grad_output,
                    geometry=geometry, groups=groups)
@@ -244,6 +259,17 @@ def _grad_weight_chunk(chunk: Chunk, scratch: Array, *, x_padded: Array, grad_ou
     grad_y = rows_t(grad_output, chunk, groups, scratch[cols_t.size :])    # (G, Og, Mc)
     # per group: (G, Og, Mc) · (G, Mc, Kg) -> (G, Og, Kg)
     return _matmul(grad_y, split_groups(cols_t, groups).swapaxes(-1, -2))
+
+
+def _grad_weight_chunk_flat(chunk: Chunk, scratch: Array, *, x_flat: Array, grad_output: Array,
+                            geometry: Geometry, groups: int, zero_extra: bool = False) -> Array:
+    """One chunk's part of dL/dW = X_colᵀ · dL/dY on the flat layout (flat.py); the extra
+    columns of dL/dY are zeros, so they add nothing (zero_extra: nor can a NaN of x's)."""
+    cols_t = flat.columns_t(x_flat, geometry, chunk, scratch, zero_extra)    # (C·KH·KW, Mc)
+    grad_y = flat.rows_t(grad_output, chunk, geometry, scratch[cols_t.size :])   # (O, Mc)
+    m = grad_y.shape[1]
+    # per group: (G, Og, Mc) · (G, Mc, Kg) -> (G, Og, Kg)
+    return _matmul(grad_y.reshape(groups, -1, m), split_groups(cols_t, groups).swapaxes(-1, -2))
 
 
 def _grad_weight_chunk_shifted(chunk: Chunk, scratch: Array, *, x_flat: Array,
@@ -355,6 +381,10 @@ def _grad_input_col2im_chunk(chunk: Chunk, scratch: Array, *, grad_output: Array
 def _grad_input_flat(grad_output: Array, x_shape: tuple[int, int, int, int], w: Array,
                      geometry: Geometry, groups: int, memory_budget: int) -> Array:
     """dL/dX = col2im(dL/dY · W) in the flat layout (stride 1), whole items per worker."""
+    if not np.isfinite(w).all():
+        # W's NaN or inf times the zeros of dL/dY's extra columns would be NaN, added onto
+        # cells no window gives that weight: the strided col2im has no extra columns
+        return _grad_input_col2im(grad_output, x_shape, w, geometry, groups, memory_budget)
     n, c, height, width = x_shape
     top, _, left, _ = geometry.pad
     (hp, wp), o, (oh, _) = geometry.padded_size, w.shape[0], geometry.output_size
@@ -362,7 +392,7 @@ def _grad_input_flat(grad_output: Array, x_shape: tuple[int, int, int, int], w: 
     task = partial(_grad_input_flat_chunk, grad_output=grad_output, w=w, geometry=geometry,
                    groups=groups, grad_flat=grad_flat)
     run(task, n, oh, (c * w[0, 0].size + o) * wp, memory_budget, grad_output.dtype,
-        workers=route(geometry.stride, c, o).workers, rows_overlap=True)
+        workers=route(geometry, c, o).workers, rows_overlap=True)
     return flat.unflatten(grad_flat, geometry)[:, :, top : top + height, left : left + width].copy()
 
 

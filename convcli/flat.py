@@ -11,6 +11,10 @@ so tap (kh, kw) of a chunk of R rows starting at row r0 is the run of R·Wp numb
 (r0 + kh·dh)·Wp + kw·dw: X_colᵀ's (c, kh, kw) row is a plain slice of plane c, and a chunk's
 X_colᵀ is KH copies of (C, KW) runs. The products are those of conv.py, on Wp/OW more columns.
 
+The extra columns of dL/dY are zeros, so in the backward products they add nothing, unless the
+input cells they meet are NaN or inf (0 × inf is NaN). conv.py therefore checks the gradients
+it builds this way and recomputes a non-finite one by a route that never meets those cells.
+
 It needs stride 1 (a window's rows are then Wp apart in every chunk); chunking.route says
 when conv.py takes it. The chunks run on chunking.run_shared's workers, each with
 single-threaded BLAS.
@@ -50,10 +54,13 @@ def tail_size(geometry: Geometry) -> int:
     return (geometry.kernel_size[1] - 1) * geometry.dilation[1]
 
 
-def columns_t(flat: Array, geometry: Geometry, chunk: Chunk, scratch: Array) -> Array:
+def columns_t(flat: Array, geometry: Geometry, chunk: Chunk, scratch: Array,
+              zero_extra: bool = False) -> Array:
     """A chunk's X_colᵀ, Wp columns per output row: (N, C, L) -> (C·KH·KW, n·R·Wp), in scratch.
 
-    Column (n, i, j) for j < OW is output pixel (i, j)'s window; j >= OW are the extra columns.
+    Column (n, i, j) for j < OW is output pixel (i, j)'s window; j >= OW are the extra columns,
+    which hold the next row's first pixels (zero_extra: zeros, so that a NaN or inf there
+    cannot reach a product with the zeros of dL/dY's extra columns: 0 × inf is NaN).
     """
     items, rows = chunk
     n, r, c = items.stop - items.start, rows.stop - rows.start, flat.shape[1]
@@ -65,6 +72,8 @@ def columns_t(flat: Array, geometry: Geometry, chunk: Chunk, scratch: Array) -> 
         start = (rows.start + i * dh) * wp
         # taps (i, 0..KW-1): runs starting at start + kw·dw -> (n, C, KW, run) -> (C, KW, n, run)
         np.copyto(cols[:, i], runs[:, :, start : start + (kw - 1) * dw + 1 : dw].transpose(1, 2, 0, 3))
+    if zero_extra:
+        cols.reshape(c, kh, kw, n, r, wp)[..., geometry.output_size[1] :] = 0
     return cols.reshape(c * kh * kw, n * run)
 
 

@@ -49,7 +49,7 @@ def two_workers(monkeypatch):
 def forward_row_bytes(x_shape, w_shape, geometry, itemsize):
     """(scratch bytes per output row of the forward pass, workers sharing the budget): X_colᵀ's
     columns and the O outputs of a row, Wp wide on the flat route (stride 1), OW wide else."""
-    design = convcli.chunking.route(geometry.stride, x_shape[1], w_shape[0])
+    design = convcli.chunking.route(geometry, x_shape[1], w_shape[0])
     width = geometry.padded_size[1] if design.flat else geometry.output_size[1]
     row = (x_shape[1] * w_shape[2] * w_shape[3] + w_shape[0]) * width * itemsize
     return row, design.workers

@@ -2,6 +2,7 @@
 chunks on single-threaded BLAS, and the rule that picks a design. Nothing here times anything;
 the reference tests (test_conv.py, test_chunking.py, test_torch_parity.py) check the answers."""
 
+import itertools
 import threading
 
 import numpy as np
@@ -76,13 +77,15 @@ def n_of(chunk):
 
 def test_the_rule_picks_a_design_per_layer(monkeypatch):
     monkeypatch.setattr(convcli.chunking, "threads", lambda: 2)
-    c = route((1, 1), 64, 64)
+    c = route(resolve((56, 56), 3, padding=1), 64, 64)
     assert c.flat and c.weight == "shifted" and c.grad_input == "flipped"
     assert c.workers == (2 if blas.available() else 1)
-    assert route((1, 1), 32, 64).grad_input == "col2im"        # C < O: col2im's product is taller
-    e = route((2, 2), 128, 256)
+    d = route(resolve((32, 32), 3, padding=1), 32, 64)
+    assert d.flat and d.weight == "columns"                    # small items: X_col over several
+    assert d.grad_input == "col2im"                            # C < O: col2im's product is taller
+    e = route(resolve((28, 28), 3, stride=2, padding=1), 128, 256)
     assert not e.flat and e.workers == 1 and e.weight == "columns" and e.grad_input == "col2im"
-    assert not route((1, 2), 4, 4).flat
+    assert not route(resolve((9, 9), 3, stride=(1, 2)), 4, 4).flat
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -98,7 +101,9 @@ def test_many_chunks_on_two_workers_match_the_loop(shape, dtype, monkeypatch, rn
         want = (conv2d_loop(x, w, b, padding=1),
                 *conv2d_backward_loop(grad_output.astype(np.float64), x, w, padding=1))
         tol = 1e-11 if dtype == np.float64 else 1e-4
-        for budget in (600, 6000, 2**30):                  # rows, items, everything at once
+        for budget, shifted_from in itertools.product((600, 6000, 2**30), (0, 2**30)):
+            # rows, items, everything at once; dL/dW shifted and by X_col
+            monkeypatch.setattr(convcli.chunking, "SHIFTED_FROM", shifted_from)
             got = (conv2d(x, w, b, padding=1, memory_budget=budget),
                    *conv2d_backward(grad_output, x, w, padding=1, memory_budget=budget))
             for g, e in zip(got, want, strict=True):
@@ -183,7 +188,7 @@ def test_blas_runs_on_one_thread_inside_and_comes_back_after():
 def test_without_blas_control_the_chunks_run_in_turn(monkeypatch, rng):
     monkeypatch.setattr(blas, "available", lambda: False)
     monkeypatch.setattr(convcli.chunking, "threads", lambda: 2)
-    assert route((1, 1), 4, 4).workers == 1
+    assert route(resolve((9, 9), 3), 4, 4).workers == 1
     calls = []
 
     def task(chunk, scratch):
@@ -212,3 +217,56 @@ def test_it_is_numpys_blas_that_gets_one_thread():
         with blas.one_thread():
             assert numpys() == 1
         assert numpys() == 2
+
+
+@pytest.mark.parametrize("config", STRIDE_1, ids=IDS)
+@pytest.mark.parametrize("shifted_from", [0, 2**30], ids=["shifted", "X_col"])
+def test_both_weight_gradients_of_the_flat_route_match_the_loop(config, shifted_from,
+                                                                 monkeypatch, rng):
+    """dL/dW by one product per tap and by X_colᵀ·dL/dY, for every stride-1 configuration
+    (groups, dilation, asymmetric padding), in row chunks and whole, on two workers."""
+    _, x_shape, w_shape, options = config
+    monkeypatch.setattr(convcli.chunking, "SHIFTED_FROM", shifted_from)
+    monkeypatch.setattr(convcli.chunking, "threads", lambda: 2)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    grad_output = rng.standard_normal(conv2d(x, w, **options).shape)
+    want = conv2d_backward_loop(grad_output, x, w, **options)[1]
+    for budget in (1, 2**30):
+        got = conv2d_backward(grad_output, x, w, memory_budget=budget, **options)[1]
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+
+
+# -- NaN and inf where only the extra columns reach ---------------------------------------------
+
+
+@pytest.mark.filterwarnings("error")        # a warning from a worker thread fails it too
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+@pytest.mark.parametrize("shifted_from", [0, 2**30], ids=["shifted", "X_col"])
+def test_a_nan_only_the_extra_columns_meet_stays_out_of_the_gradients(bad, shifted_from,
+                                                                       monkeypatch, rng):
+    """x's first column under the right-hand taps, and a kernel tap that never meets some
+    pixels, are met by the flat layout's extra columns times dL/dY's zeros (0 × inf = NaN).
+    The gradients must be the loop's: finite where no window brings the bad value."""
+    monkeypatch.setattr(convcli.chunking, "SHIFTED_FROM", shifted_from)
+    x, w = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
+    x[1, 2, 3, 0] = bad                     # column 0: taps kw = 2 never read it (padding 1)
+    grad_output = rng.standard_normal((2, 4, 7, 6))
+    want = conv2d_backward_loop(grad_output, x, w, padding=1)
+    with np.errstate(all="raise"):          # no warning from the extra columns, in any worker
+        got = conv2d_backward(grad_output, x, w, padding=1, grad_input_route="col2im")
+    assert np.isfinite(want[1][:, :, :, 2]).all()          # the claim: kw = 2 stays finite
+    for g, e in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11)   # NaN where the loop has NaN
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_nan_weight_only_reaches_the_pixels_it_touches(bad, rng):
+    """dL/dX for a NaN or inf weight: the loop's, finite on the pixels that tap never meets."""
+    x, w = rng.standard_normal((1, 2, 6, 7)), rng.standard_normal((5, 2, 3, 3))
+    w[1, 0, 0, 2] = bad                     # tap (0, 2): never reaches x's column 0 nor last row
+    grad_output = rng.standard_normal((1, 5, 6, 7))
+    want = conv2d_backward_loop(grad_output, x, w, padding=1)[0]
+    assert np.isfinite(want[0, 0, :, 0]).all()
+    for route_name in ("col2im", "auto"):    # auto: flipped would multiply it by padding zeros
+        got = conv2d_backward(grad_output, x, w, padding=1, grad_input_route=route_name)[0]
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
