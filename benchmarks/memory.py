@@ -80,6 +80,9 @@ def main(argv=None):
         print(f"  peak RSS {stage:<18} {report[stage] / gib:6.2f} GiB")
     print(f"  one image-sized array {report['array bytes'] / gib:.2f} GiB; a plain im2col's "
           f"X_col alone {plain / gib:.2f} GiB")
+    held = 4 * report["array bytes"]                     # x, dL/dy, y and dL/dx, all alive
+    print(f"  x, dL/dy, y and dL/dx themselves {held / gib:.2f} GiB: the passes' own peak "
+          f"above them {(report['after backward'] - held) / gib:.2f} GiB")
     peak = report["after backward"] / gib
     verdict = "under" if peak < args.limit else "OVER"
     print(f"peak RSS {peak:.2f} GiB: {verdict} the {args.limit:g} GiB limit")

@@ -102,7 +102,7 @@ def conv2d(x: Any, w: Any, b: Any = None, *, stride: Any = 1, padding: Any = 0,
     x_padded = pad_input(x, geometry, padding_mode)                 # (N, C, Hp, Wp)
     task = partial(_forward_chunk, x_padded=x_padded, w=w, b=b, y=y, geometry=geometry,
                    groups=groups)
-    run(task, n, oh, (c * w[0, 0].size + o) * ow, budget, x.dtype)
+    run(task, n, oh, (c * w[0, 0].size + o) * ow, budget, x.dtype, workers=plan.workers)
     return y
 
 
@@ -248,7 +248,8 @@ def _grad_weight(grad_output: Array, x: Array, w_shape: tuple[int, ...], geometr
                    geometry=geometry, groups=groups)
     # per output pixel: its column of X_colᵀ (C·KH·KW values) and its row of dL/dY (O)
     row_size = (c * w_shape[2] * w_shape[3] + w_shape[0]) * ow
-    grad_weight: Array = run(task, n, oh, row_size, memory_budget, x.dtype)
+    grad_weight: Array = run(task, n, oh, row_size, memory_budget, x.dtype,
+                             workers=plan.workers)
     return grad_weight.reshape(w_shape)
 
 
@@ -361,7 +362,7 @@ def _grad_input_col2im(grad_output: Array, x_shape: tuple[int, int, int, int], w
                    groups=groups, grad_padded=grad_padded)
     (oh, ow), o = geometry.output_size, w.shape[0]
     run(task, n, oh, (c * w[0, 0].size + o) * ow, memory_budget, grad_output.dtype,
-        rows_overlap=True)
+        workers=route(geometry, c, o).workers, rows_overlap=True)
     return grad_padded[:, :, top : top + height, left : left + width].copy()
 
 
