@@ -96,3 +96,18 @@ def one_thread() -> Iterator[None]:
             _users -= 1
             if _users == 0:
                 set_threads(_saved)
+
+
+def _after_fork_in_child() -> None:
+    """A child forked while a block ran has none of its threads: its count comes back now."""
+    global _lock, _users
+    _lock = threading.Lock()
+    if _users:
+        _users = 0
+        controls = _controls()
+        if controls is not None:
+            controls[0](_saved)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -18,7 +18,7 @@ import itertools
 import math
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -169,22 +169,26 @@ def run(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], batch: int,
     return run_shared(task, plan, row_size * most, dtype, workers)
 
 
-def run_shared(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], plan: list[Chunk],
-               chunk_size: int, dtype: DTypeLike, workers: int) -> Any:
+Task = Callable[[Chunk, NDArray[Any]], NDArray[Any] | None]
+
+
+def run_shared(task: Task, plan: list[Chunk], chunk_size: int, dtype: DTypeLike,
+               workers: int) -> Any:
     """Run task(chunk, scratch) over the chunks of plan on `workers` threads, each with
-    single-threaded BLAS (blas.one_thread), and return the sum of what the tasks return (None if
+    single-threaded BLAS (blas.one_thread), and return the sum of what the tasks return, added
+    in the plan's order whichever thread made them, so that a call repeats to the bit (None if
     nothing).
 
     The calling thread is one of the workers; each takes the next chunk when it is done with
     one (a busy core does not hold back the other), in its own scratch of chunk_size elements,
-    on its own CPU while no other shared run is going (cores.py).
-    Tasks must write disjoint outputs or return what is to be summed. Run from inside a worker,
-    or with one worker, it is ``run`` in turn on this thread.
+    on its own CPU while no other shared run is going (cores.py). The first error (or Ctrl-C)
+    in any worker takes the chunks left, so the others stop after the chunk in hand. Tasks must
+    write disjoint outputs or return what is to be summed. Run from inside a worker, or with
+    one worker, it is in turn on this thread.
     """
+    todo, lock = iter(enumerate(plan)), threading.Lock()
     if workers < 2 or len(plan) < 2 or getattr(_kept, "worker", False) or not blas.available():
-        parts = _work_through(task, iter(plan), threading.Lock(), chunk_size, dtype)
-        return _total(parts)
-    todo, lock = iter(plan), threading.Lock()
+        return _total(_work_through(task, todo, lock, chunk_size, dtype))
     with blas.one_thread(), cores.alone(workers) as cpus:
         errors = dict(np.geterr())          # NumPy's error state is per thread: the caller's
         helpers = [pool(workers - 1).submit(_as_worker, task, todo, lock, chunk_size, dtype, cpu,
@@ -200,31 +204,42 @@ def run_shared(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], plan:
     return _total([part for share in done for part in share] + parts)
 
 
-def _as_worker(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], todo: Any,
-               lock: threading.Lock, chunk_size: int, dtype: DTypeLike,
-               cpu: int | None, errors: dict[str, Any]) -> list[NDArray[Any]]:
+def _as_worker(task: Task, todo: Iterator[tuple[int, Chunk]], lock: threading.Lock,
+               chunk_size: int, dtype: DTypeLike, cpu: int | None,
+               errors: dict[str, Any]) -> list[tuple[int, NDArray[Any]]]:
     _kept.worker = True
     with cores.pinned(cpu), np.errstate(**errors):
         return _work_through(task, todo, lock, chunk_size, dtype)
 
 
-def _work_through(task: Callable[[Chunk, NDArray[Any]], NDArray[Any] | None], todo: Any,
-                  lock: threading.Lock, chunk_size: int, dtype: DTypeLike) -> list[NDArray[Any]]:
-    """Take chunks from the shared iterator todo until none are left; -> the task's results."""
+def _work_through(task: Task, todo: Iterator[tuple[int, Chunk]], lock: threading.Lock,
+                  chunk_size: int, dtype: DTypeLike) -> list[tuple[int, NDArray[Any]]]:
+    """Take (index, chunk) pairs from the shared iterator todo until none are left; -> the
+    task's results with their chunk's index. An error takes every chunk left first."""
     buffer = scratch(chunk_size, dtype)
-    parts: list[NDArray[Any]] = []
+    parts: list[tuple[int, NDArray[Any]]] = []
     while True:
         with lock:
-            chunk = next(todo, None)
-        if chunk is None:
+            taken = next(todo, None)
+        if taken is None:
             return parts
-        part = task(chunk, buffer)
+        index, chunk = taken
+        try:
+            part = task(chunk, buffer)
+        except BaseException:
+            with lock:
+                for _ in todo:                  # no worker starts another chunk
+                    pass
+            raise
         if part is not None:
-            parts.append(part)
+            parts.append((index, part))
 
 
-def _total(parts: list[NDArray[Any]]) -> Any:
-    return sum(parts[1:], parts[0]) if parts else None
+def _total(parts: list[tuple[int, NDArray[Any]]]) -> Any:
+    """The sum of the parts in the order of their chunks (floating-point addition is not
+    associative: the order the threads finished in would change the last bits)."""
+    ordered = [part for _, part in sorted(parts, key=lambda pair: pair[0])]
+    return sum(ordered[1:], ordered[0]) if ordered else None
 
 
 _kept = threading.local()

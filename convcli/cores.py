@@ -59,3 +59,13 @@ def pinned(cpu: int | None) -> Iterator[None]:
             os.sched_setaffinity(0, saved)
         except OSError:
             pass
+
+
+def _after_fork_in_child() -> None:
+    """A child forked during a shared run has none of its threads: no run is going there."""
+    global _lock, _running
+    _lock, _running = threading.Lock(), 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -3,13 +3,14 @@ chunks on single-threaded BLAS, and the rule that picks a design. Nothing here t
 the reference tests (test_conv.py, test_chunking.py, test_torch_parity.py) check the answers."""
 
 import itertools
+import os
 import threading
 
 import numpy as np
 import pytest
 
 import convcli.chunking
-from convcli import blas, conv2d, conv2d_backward, flat, im2col
+from convcli import blas, conv2d, conv2d_backward, cores, flat, im2col
 from convcli.chunking import chunks, route, run_shared
 from convcli.geometry import resolve
 from tests.configs import CONFIGS
@@ -141,16 +142,57 @@ def test_an_error_in_a_worker_reaches_the_caller():
     assert convcli.chunking.run_shared(lambda c, s: None, plan_of(3), 4, np.float64, 2) is None
 
 
-def test_a_conv_inside_a_worker_runs_in_turn_there(rng):
-    """A task that itself calls conv2d (a worker's nested call) does not wait on the pool."""
+def test_a_conv_inside_a_worker_runs_in_turn_there(monkeypatch, rng):
+    """A task that itself calls conv2d (a nested call in a worker thread) runs that call's
+    chunks itself: it asks the pool for no helper (which would be itself, busy) and pins
+    nothing."""
+    monkeypatch.setattr(convcli.chunking, "threads", lambda: 2)
     x, w = rng.standard_normal((2, 3, 12, 12)), rng.standard_normal((4, 3, 3, 3))
     want = conv2d_loop(x, w, padding=1)
+    asked, real_pool = [], convcli.chunking.pool
+
+    def pool(workers):
+        asked.append(threading.current_thread().name)
+        return real_pool(workers)
+
+    monkeypatch.setattr(convcli.chunking, "pool", pool)
 
     def task(chunk, scratch):
-        return conv2d(x, w, padding=1, memory_budget=4000)
+        return conv2d(x, w, padding=1, memory_budget=4000)     # many chunks of its own
 
-    total = run_shared(task, plan_of(4), 4, np.float64, workers=2)
-    np.testing.assert_allclose(total, 4 * want, rtol=1e-12, atol=1e-12)
+    total = run_shared(task, plan_of(6), 4, np.float64, workers=2)
+    np.testing.assert_allclose(total, 6 * want, rtol=1e-12, atol=1e-12)
+    assert not [name for name in asked if name.startswith("convcli")]
+
+
+def test_the_sum_repeats_to_the_bit(monkeypatch, rng):
+    """Parts are added in the plan's order, not in the order the threads finished them."""
+    monkeypatch.setattr(convcli.chunking, "threads", lambda: 2)
+    x = rng.standard_normal((16, 8, 12, 12)).astype(np.float32)
+    grad_output = rng.standard_normal((16, 8, 12, 12)).astype(np.float32)
+    first = conv2d_backward(grad_output, x, np.ones((8, 8, 3, 3), np.float32), padding=1,
+                            memory_budget=20000)[1]
+    for _ in range(20):
+        again = conv2d_backward(grad_output, x, np.ones((8, 8, 3, 3), np.float32), padding=1,
+                                memory_budget=20000)[1]
+        np.testing.assert_array_equal(again, first)
+
+
+def test_after_an_error_the_other_worker_stops_soon():
+    import time
+
+    ran, lock = [], threading.Lock()
+
+    def task(chunk, scratch):
+        with lock:
+            ran.append(chunk[0].start)
+        if chunk[0].start == 1:
+            raise ValueError("chunk 1")
+        time.sleep(0.002)
+
+    with pytest.raises(ValueError, match="chunk 1"):
+        run_shared(task, plan_of(200), 4, np.float64, workers=2)
+    assert len(ran) < 10                    # the chunk in hand, not the 198 left
 
 
 @pytest.mark.skipif(not blas.available(), reason="NumPy's BLAS thread count cannot be set here")
@@ -270,3 +312,67 @@ def test_a_nan_weight_only_reaches_the_pixels_it_touches(bad, rng):
     for route_name in ("col2im", "auto"):    # auto: flipped would multiply it by padding zeros
         got = conv2d_backward(grad_output, x, w, padding=1, grad_input_route=route_name)[0]
         np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+
+
+# -- where the workers run, and what comes back after ------------------------------------------
+
+
+needs_affinity = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"),
+                                    reason="no CPU affinity on this platform")
+
+
+@needs_affinity
+def test_pinned_puts_the_thread_back():
+    before = os.sched_getaffinity(0)
+    cpu = min(before)
+    with cores.pinned(cpu):
+        assert os.sched_getaffinity(0) == {cpu}
+    assert os.sched_getaffinity(0) == before
+    with pytest.raises(KeyError), cores.pinned(cpu):
+        raise KeyError("inside")
+    assert os.sched_getaffinity(0) == before
+
+
+@needs_affinity
+def test_only_a_run_alone_is_pinned():
+    allowed = sorted(os.sched_getaffinity(0))
+    with cores.alone(1) as cpus:
+        assert cpus == allowed[:1]
+        with cores.alone(1) as inner:      # a second run at once: the scheduler places it
+            assert inner == [None]
+    with cores.alone(len(allowed) + 1) as cpus:    # more workers than CPUs: not pinned
+        assert cpus == [None] * (len(allowed) + 1)
+
+
+@pytest.mark.skipif(not blas.available(), reason="NumPy's BLAS thread count cannot be set here")
+def test_an_error_in_a_worker_puts_blas_and_cpus_back():
+    _, get_threads = blas._controls()
+    threads_before = get_threads()
+    affinity_before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+
+    def task(chunk, scratch):
+        if chunk[0].start == 3:
+            raise ValueError("chunk 3")
+
+    with pytest.raises(ValueError):
+        run_shared(task, plan_of(8), 4, np.float64, workers=2)
+    assert get_threads() == threads_before and blas._users == 0 and cores._running == 0
+    if affinity_before is not None:
+        assert os.sched_getaffinity(0) == affinity_before
+
+
+@pytest.mark.skipif(not (blas.available() and hasattr(os, "fork")), reason="no fork or BLAS control")
+def test_a_child_forked_inside_a_block_gets_its_blas_threads_back():
+    set_threads, get_threads = blas._controls()
+    before = get_threads()
+    set_threads(2)
+    try:
+        with blas.one_thread():
+            pid = os.fork()
+            if pid == 0:                    # the child: no block runs here
+                ok = blas._users == 0 and get_threads() == 2 and cores._running == 0
+                os._exit(0 if ok else 1)
+            _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        set_threads(before)
