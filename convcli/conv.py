@@ -268,7 +268,11 @@ def _grad_weight_chunk(chunk: Chunk, scratch: Array, *, x_padded: Array, grad_ou
 def _grad_weight_chunk_flat(chunk: Chunk, scratch: Array, *, x_flat: Array, grad_output: Array,
                             geometry: Geometry, groups: int, zero_extra: bool = False) -> Array:
     """One chunk's part of dL/dW = X_colᵀ · dL/dY on the flat layout (flat.py); the extra
-    columns of dL/dY are zeros, so they add nothing (zero_extra: nor can a NaN of x's)."""
+    columns of dL/dY are zeros, so they add nothing (zero_extra: nor can a NaN of x's).
+
+    Computed as dL/dYᵀ · X_col, with dL/dY copied as it lies: taking dL/dY pixel-major for
+    BLAS's faster "NN" product paid more in the transposing copy than it won (d: 1.81× torch
+    against 1.68×)."""
     cols_t = flat.columns_t(x_flat, geometry, chunk, scratch, zero_extra)    # (C·KH·KW, Mc)
     grad_y = flat.rows_t(grad_output, chunk, geometry, scratch[cols_t.size :])   # (O, Mc)
     m = grad_y.shape[1]
@@ -278,21 +282,29 @@ def _grad_weight_chunk_flat(chunk: Chunk, scratch: Array, *, x_flat: Array, grad
 
 def _grad_weight_chunk_shifted(chunk: Chunk, scratch: Array, *, x_flat: Array,
                                grad_output: Array, geometry: Geometry, groups: int) -> Array:
-    """One chunk's part of dL/dW, tap by tap, without X_col: dL/dW[:, :, kh, kw] is dL/dY times
-    the input shifted by the tap, a view of the flat buffer (one item per chunk)."""
+    """One chunk's part of dL/dW, tap by tap, without X_col: dL/dW[:, :, kh, kw] is the input
+    shifted by the tap (a view of the flat buffer, one item per chunk) times dL/dY."""
     items, rows = chunk
-    grad_y = flat.rows_t(grad_output, chunk, geometry, scratch)    # (O, R·Wp)
-    m, (kh, kw), (dh, dw) = grad_y.shape[1], geometry.kernel_size, geometry.dilation
-    wp, c, o = geometry.padded_size[1], x_flat.shape[1], grad_y.shape[0]
-    grad_y = grad_y.reshape(groups, o // groups, m)
+    grad_y = flat.rows(grad_output, chunk, geometry, scratch)        # (R·Wp, O)
+    m, (kh, kw), (dh, dw) = grad_y.shape[0], geometry.kernel_size, geometry.dilation
+    wp, c, o = geometry.padded_size[1], x_flat.shape[1], grad_y.shape[1]
+    grad_y_groups = per_group_columns(grad_y, groups)                  # (G, R·Wp, Og)
     plane = x_flat[items.start]                                      # (C, L)
-    out = np.empty((kh, kw, groups, o // groups, c // groups), dtype=x_flat.dtype)
+    out = np.empty((kh, kw, groups, c // groups, o // groups), dtype=x_flat.dtype)
     for i in range(kh):
         for j in range(kw):
             start = (rows.start + i * dh) * wp + j * dw
             shifted = plane[:, start : start + m].reshape(groups, c // groups, m)
-            np.matmul(grad_y, shifted.swapaxes(-1, -2), out=out[i, j])
-    return out.transpose(2, 3, 4, 0, 1)      # (G, Og, Cg, KH, KW)
+            # (G, Cg, R·Wp) · (G, R·Wp, Og): "NN" for BLAS (95 GFLOP/s against 74 as
+            # dL/dYᵀ · shiftedᵀ, one core, c's shapes)
+            np.matmul(shifted, grad_y_groups, out=out[i, j])
+    return out.transpose(2, 4, 3, 0, 1)      # (KH, KW, G, Cg, Og) -> (G, Og, Cg, KH, KW)
+
+
+def per_group_columns(grad_y: Array, groups: int) -> Array:
+    """(M, O) -> (G, M, O/G), a view: each group's columns of dL/dY."""
+    m, o = grad_y.shape
+    return grad_y.reshape(m, groups, o // groups).swapaxes(0, 1)
 
 
 def grad_input_col2im(grad_output: Any, x_shape: Any, w: Any, *, stride: Any = 1,

@@ -89,6 +89,19 @@ def rows_t(array: Array, chunk: Chunk, geometry: Geometry, scratch: Array) -> Ar
     return wide.reshape(o, n * r * wp)
 
 
+def rows(array: Array, chunk: Chunk, geometry: Geometry, scratch: Array) -> Array:
+    """A chunk of (N, O, OH, OW) as (n·R·Wp, O), one row per output pixel and zeros in the rows
+    of the extra columns, in scratch: dL/dY as the dL/dW products read it fastest."""
+    items, rows_ = chunk
+    part = array[items, :, rows_]                               # (n, O, R, OW)
+    n, o, r, ow = part.shape
+    wp = geometry.padded_size[1]
+    tall = scratch[: n * r * wp * o].reshape(n, r, wp, o)
+    tall[:, :, ow:] = 0
+    np.copyto(tall[:, :, :ow], part.transpose(0, 2, 3, 1))
+    return tall.reshape(n * r * wp, o)
+
+
 def store_rows_t(values_t: Array, array: Array, chunk: Chunk, bias: Array | None) -> None:
     """(O, n·R·Wp) back into the chunk (n, O, R, OW) of array, the extra columns dropped, + bias
     (added to values_t in place)."""
