@@ -128,10 +128,10 @@ def route(geometry: Geometry, in_channels: int, out_channels: int) -> Design:
     """The rule, from issue 18's measurements against torch on 2 cores (benchmarks/README.md).
 
     Stride 1: the flat X_col on one worker per core (float32 c, d forward 1.96, 2.42× torch ->
-    1.62, 1.64× in one bench.py run). dL/dW by shifted products, one (O × R·Wp)·(R·Wp × C) per
+    1.62, 1.64× in one bench.py run). dL/dW by shifted products, one (C × R·Wp)·(R·Wp × O) per
     tap and chunk of one item, when an item has at least SHIFTED_FROM output pixels (c: 3248,
-    shifted 1.64×, X_col 1.78×); on smaller items they are too small and X_colᵀ·dL/dY over
-    several items wins (d: 1088, shifted 1.76×, X_col 1.61×). dL/dX flipped when C >= O, else
+    shifted 1.34× torch, X_col 1.64-1.78×); on smaller items they are too small and
+    X_colᵀ·dL/dY over several items wins (d: 1088, shifted 1.83×, X_col 1.61-1.68×). dL/dX flipped when C >= O, else
     col2im, whose product (C·KH·KW × O)·(O × M) is taller than the flipped one's
     (C × O·KH·KW)·(…) (d, C = 32, O = 64: flipped 2.35×, col2im 1.75×; c, C = O: 1.75×,
     2.23×). Stride 2 (shape e): workers were no faster than one product on both cores (forward
