@@ -277,17 +277,18 @@ def measure(shape, dtype, repeat, torch, ndimage, min_seconds=2.0):
 
 
 def whole_x_col(function, *args, **kwargs):
-    """function(*args, **kwargs) as a plain im2col: one chunk holding the whole X_col, and X_col
-    also for one channel per group (no depthwise.py route)."""
+    """function(*args, **kwargs) as a plain im2col: one chunk holding the whole X_col (the flat
+    one at stride 1), and X_col also for one channel per group (no depthwise.py route)."""
     from convcli import chunking, depthwise
 
     def call():
-        saved = chunking.X_COL_CHUNK_BYTES, depthwise.suits
-        chunking.X_COL_CHUNK_BYTES, depthwise.suits = 2**40, lambda *_: False
+        saved = chunking.X_COL_CHUNK_BYTES, chunking.SHARED_CHUNK_BYTES, depthwise.suits
+        chunking.X_COL_CHUNK_BYTES = chunking.SHARED_CHUNK_BYTES = 2**40
+        depthwise.suits = lambda *_: False
         try:
             function(*args, **kwargs, memory_budget=2**40)
         finally:
-            chunking.X_COL_CHUNK_BYTES, depthwise.suits = saved
+            chunking.X_COL_CHUNK_BYTES, chunking.SHARED_CHUNK_BYTES, depthwise.suits = saved
 
     return call
 

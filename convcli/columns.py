@@ -129,6 +129,12 @@ def split_groups(cols_t: Array, groups: int) -> Array:
     return cols_t.reshape(groups, width // groups, m)
 
 
+def per_group_columns(values: Array, groups: int) -> Array:
+    """(M, O) -> (G, M, O/G), a view: each group's columns (dL/dY one row per pixel)."""
+    m, o = values.shape
+    return values.reshape(m, groups, o // groups).swapaxes(0, 1)
+
+
 def per_group_weights(w: Array, groups: int) -> Array:
     """(O, C/g, KH, KW) -> (G, O/g, C/g·KH·KW): each group's weight matrix Wᵀ."""
     return w.reshape(groups, w.shape[0] // groups, -1)

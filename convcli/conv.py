@@ -41,6 +41,7 @@ from .columns import (
     col2im_t_add,
     columns_t,
     pad_input,
+    per_group_columns,
     per_group_weights,
     rows_t,
     split_groups,
@@ -285,7 +286,7 @@ def _grad_weight_chunk_shifted(chunk: Chunk, scratch: Array, *, x_flat: Array,
     """One chunk's part of dL/dW, tap by tap, without X_col: dL/dW[:, :, kh, kw] is the input
     shifted by the tap (a view of the flat buffer, one item per chunk) times dL/dY."""
     items, rows = chunk
-    grad_y = flat.rows(grad_output, chunk, geometry, scratch)        # (R·Wp, O)
+    grad_y = flat.pixel_rows(grad_output, chunk, geometry, scratch)  # (R·Wp, O)
     m, (kh, kw), (dh, dw) = grad_y.shape[0], geometry.kernel_size, geometry.dilation
     wp, c, o = geometry.padded_size[1], x_flat.shape[1], grad_y.shape[1]
     grad_y_groups = per_group_columns(grad_y, groups)                  # (G, R·Wp, Og)
@@ -299,12 +300,6 @@ def _grad_weight_chunk_shifted(chunk: Chunk, scratch: Array, *, x_flat: Array,
             # dL/dYᵀ · shiftedᵀ, one core, c's shapes)
             np.matmul(shifted, grad_y_groups, out=out[i, j])
     return out.transpose(2, 4, 3, 0, 1)      # (KH, KW, G, Cg, Og) -> (G, Og, Cg, KH, KW)
-
-
-def per_group_columns(grad_y: Array, groups: int) -> Array:
-    """(M, O) -> (G, M, O/G), a view: each group's columns of dL/dY."""
-    m, o = grad_y.shape
-    return grad_y.reshape(m, groups, o // groups).swapaxes(0, 1)
 
 
 def grad_input_col2im(grad_output: Any, x_shape: Any, w: Any, *, stride: Any = 1,

@@ -89,11 +89,12 @@ def rows_t(array: Array, chunk: Chunk, geometry: Geometry, scratch: Array) -> Ar
     return wide.reshape(o, n * r * wp)
 
 
-def rows(array: Array, chunk: Chunk, geometry: Geometry, scratch: Array) -> Array:
-    """A chunk of (N, O, OH, OW) as (n·R·Wp, O), one row per output pixel and zeros in the rows
-    of the extra columns, in scratch: dL/dY as the dL/dW products read it fastest."""
-    items, rows_ = chunk
-    part = array[items, :, rows_]                               # (n, O, R, OW)
+def pixel_rows(array: Array, chunk: Chunk, geometry: Geometry, scratch: Array) -> Array:
+    """rows_t's transpose, copied as such: a chunk of (N, O, OH, OW) as (n·R·Wp, O), one row per
+    output pixel, zeros in the extra columns' rows, in scratch (dL/dY as the shifted dL/dW
+    products read it fastest)."""
+    items, rows = chunk
+    part = array[items, :, rows]                                # (n, O, R, OW)
     n, o, r, ow = part.shape
     wp = geometry.padded_size[1]
     tall = scratch[: n * r * wp * o].reshape(n, r, wp, o)

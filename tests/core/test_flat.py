@@ -195,36 +195,43 @@ def test_after_an_error_the_other_worker_stops_soon():
     assert len(ran) < 10                    # the chunk in hand, not the 198 left
 
 
-@pytest.mark.skipif(not blas.available(), reason="NumPy's BLAS thread count cannot be set here")
-def test_blas_runs_on_one_thread_inside_and_comes_back_after():
+@pytest.fixture
+def blas_on_two_threads():
+    """NumPy's BLAS set to two threads for the test, its count before put back after;
+    -> get_threads."""
+    if not blas.available():
+        pytest.skip("NumPy's BLAS thread count cannot be set here")
     set_threads, get_threads = blas._controls()
     before = get_threads()
     set_threads(2)
-    try:
+    yield get_threads
+    set_threads(before)
+
+
+def test_blas_runs_on_one_thread_inside_and_comes_back_after(blas_on_two_threads):
+    get_threads = blas_on_two_threads
+    with blas.one_thread():
+        assert get_threads() == 1
+        with blas.one_thread():                        # nested: still one, not restored
+            assert get_threads() == 1
+        assert get_threads() == 1
+    assert get_threads() == 2
+    barrier, inside = threading.Barrier(3), []
+
+    def hold():
         with blas.one_thread():
-            assert get_threads() == 1
-            with blas.one_thread():                        # nested: still one, not restored
-                assert get_threads() == 1
-            assert get_threads() == 1
-        assert get_threads() == 2
-        barrier, inside = threading.Barrier(3), []
+            barrier.wait()                             # both threads inside at once
+            inside.append(get_threads())
+            barrier.wait()
 
-        def hold():
-            with blas.one_thread():
-                barrier.wait()                             # both threads inside at once
-                inside.append(get_threads())
-                barrier.wait()
-
-        threads = [threading.Thread(target=hold) for _ in range(2)]
-        for t in threads:
-            t.start()
-        barrier.wait()
-        barrier.wait()
-        for t in threads:
-            t.join()
-        assert inside == [1, 1] and get_threads() == 2
-    finally:
-        set_threads(before)
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    assert inside == [1, 1] and get_threads() == 2
 
 
 def test_without_blas_control_the_chunks_run_in_turn(monkeypatch, rng):
@@ -361,18 +368,13 @@ def test_an_error_in_a_worker_puts_blas_and_cpus_back():
         assert os.sched_getaffinity(0) == affinity_before
 
 
-@pytest.mark.skipif(not (blas.available() and hasattr(os, "fork")), reason="no fork or BLAS control")
-def test_a_child_forked_inside_a_block_gets_its_blas_threads_back():
-    set_threads, get_threads = blas._controls()
-    before = get_threads()
-    set_threads(2)
-    try:
-        with blas.one_thread():
-            pid = os.fork()
-            if pid == 0:                    # the child: no block runs here
-                ok = blas._users == 0 and get_threads() == 2 and cores._running == 0
-                os._exit(0 if ok else 1)
-            _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-    finally:
-        set_threads(before)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_during_a_shared_run_gets_its_blas_threads_back(blas_on_two_threads):
+    get_threads = blas_on_two_threads
+    with blas.one_thread(), cores.alone(1):      # as run_shared holds them
+        pid = os.fork()
+        if pid == 0:                             # the child: no run goes on here
+            ok = blas._users == 0 and get_threads() == 2 and cores._running == 0
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
